@@ -1,0 +1,80 @@
+// Who is calling: a user (JWT, or the host app's own check) or a publisher
+// (API key, or a user token with role admin). Failures are Fastify errors
+// (401/403) so every route and the WebSocket upgrade answer in one shape.
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import { ForbiddenError, InvalidTokenError, MissingCredentialsError, UnknownRoleError } from '../src/errors.js'
+import type { RolePolicy } from '../src/policy.js'
+import type { User } from '../src/schemas.js'
+import { TokenError, type TokenVerifier, type VerifiedToken } from '../src/tokens.js'
+import type { AuthenticateFn } from './options.js'
+
+export type Publisher = { kind: 'apiKey' } | { kind: 'user', user: User }
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest()
+
+export function bearerToken (request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (header === undefined) return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match?.[1]
+}
+
+export class Auth {
+  readonly verifyToken: TokenVerifier | undefined
+  readonly #authenticate: AuthenticateFn | undefined
+  readonly #apiKeys: Buffer[]
+  readonly #policy: RolePolicy
+
+  constructor (opts: { verifyToken?: TokenVerifier, authenticate?: AuthenticateFn, apiKeys: readonly string[], policy: RolePolicy }) {
+    this.verifyToken = opts.verifyToken
+    this.#authenticate = opts.authenticate
+    // Compared as hashes, in constant time, so neither length nor content leaks through timing.
+    this.#apiKeys = opts.apiKeys.map(sha256)
+    this.#policy = opts.policy
+  }
+
+  isApiKey (token: string): boolean {
+    const digest = sha256(token)
+    let found = false
+    for (const key of this.#apiKeys) if (timingSafeEqual(key, digest)) found = true
+    return found
+  }
+
+  /** The user behind a request; `queryToken` is the ?token= fallback that browsers need for WebSockets. */
+  async user (request: FastifyRequest, queryToken?: string): Promise<VerifiedToken> {
+    let verified: VerifiedToken
+    if (this.#authenticate) {
+      const result = await this.#authenticate(request)
+      if (result === null) throw new MissingCredentialsError()
+      const { expiresAt, ...user } = result
+      verified = { user: { id: user.id, role: user.role }, ...(expiresAt !== undefined ? { expiresAt } : {}) }
+    } else {
+      const token = bearerToken(request) ?? queryToken
+      if (token === undefined || token === '') throw new MissingCredentialsError()
+      verified = await this.#verify(token)
+    }
+    if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
+    return verified
+  }
+
+  async #verify (token: string): Promise<VerifiedToken> {
+    if (!this.verifyToken) throw new InvalidTokenError('tokens are not accepted by this server')
+    try {
+      return await this.verifyToken(token)
+    } catch (err) {
+      if (err instanceof TokenError) throw new InvalidTokenError(err.message)
+      throw err
+    }
+  }
+
+  /** An API key, or a user whose role is admin. */
+  async publisher (request: FastifyRequest): Promise<Publisher> {
+    const token = bearerToken(request)
+    if (token !== undefined && this.isApiKey(token)) return { kind: 'apiKey' }
+    if (token === undefined && !this.#authenticate) throw new MissingCredentialsError()
+    const { user } = await this.user(request)
+    if (user.role !== 'admin') throw new ForbiddenError('Publishing needs an API key or a token with role admin')
+    return { kind: 'user', user }
+  }
+}

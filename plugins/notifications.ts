@@ -1,0 +1,67 @@
+// The root plugin: builds the manager from the options, decorates
+// `app.notifications`, and registers the WebSocket route and the REST routes.
+import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { createBroker } from '../src/brokers/index.js'
+import { toHttpError } from '../src/errors.js'
+import { NotificationManager } from '../src/manager.js'
+import { RolePolicy } from '../src/policy.js'
+import { createStore } from '../src/stores/index.js'
+import { createTokenVerifier } from '../src/tokens.js'
+import { Auth } from './auth.js'
+import { inboxRoutes } from './inbox-routes.js'
+import { opsRoutes } from './ops-routes.js'
+import { resolveOptions, type UnifiedNotificationsOptions } from './options.js'
+import { publishRoutes } from './publish-routes.js'
+import { ErrorResponse } from './rest-schemas.js'
+import { validatorCompiler } from './validation.js'
+import { websocketRoute } from './websocket-route.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The notification manager: publish(), history(), migration(), stats(). */
+    notifications: NotificationManager
+  }
+}
+
+export const PLUGIN_NAME = 'unified-notifications'
+
+async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: UnifiedNotificationsOptions): Promise<void> {
+  const opts = resolveOptions(rawOptions)
+  const policy = new RolePolicy(opts.categories, opts.roles)
+  const manager = new NotificationManager({
+    store: createStore(opts.store, opts.retention),
+    broker: createBroker(opts.broker),
+    policy,
+    logger: app.log.child({ module: 'notifications' }),
+    limits: opts.limits
+  })
+  await manager.start()
+  app.addHook('onClose', async () => { await manager.close() })
+  app.decorate('notifications', manager)
+
+  const auth = new Auth({
+    ...(opts.jwtSecret !== undefined ? { verifyToken: createTokenVerifier(opts.jwtSecret) } : {}),
+    ...(opts.authenticate !== undefined ? { authenticate: opts.authenticate } : {}),
+    apiKeys: opts.apiKeys,
+    policy
+  })
+
+  if (app.getSchema(ErrorResponse.$id!) === undefined) app.addSchema(ErrorResponse)
+
+  await app.register(async function notificationRoutes (scope) {
+    // Strict bodies and this project's error mapping, for our routes only: the host app keeps its own.
+    scope.setValidatorCompiler(validatorCompiler)
+    scope.setErrorHandler((err: FastifyError, _request, reply) => { reply.send(toHttpError(err)) })
+    await scope.register(publishRoutes, { manager, auth })
+    await scope.register(inboxRoutes, { manager, auth })
+    await scope.register(opsRoutes, { manager, auth })
+    await scope.register(websocketRoute, { manager, auth, path: opts.path, heartbeatMs: opts.heartbeatMs })
+  })
+}
+
+export const unifiedNotifications = fp(unifiedNotificationsPlugin, {
+  name: PLUGIN_NAME,
+  fastify: '5.x'
+})
+export default unifiedNotifications

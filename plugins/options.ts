@@ -1,0 +1,105 @@
+// The root plugin's options, resolved once with named defaults. A wrong type
+// throws at registration, not at the first publish.
+import type { FastifyRequest } from 'fastify'
+import type { Broker } from '../src/brokers/broker.js'
+import { DEFAULT_LIMITS, type Limits } from '../src/limits.js'
+import { DEFAULT_ROLES, type RoleRules } from '../src/policy.js'
+import { DEFAULT_CATEGORIES, type User } from '../src/schemas.js'
+import { DEFAULT_RETENTION, type HistoryStore, type Retention } from '../src/stores/history-store.js'
+
+/** The host app's own authentication: return the user, or null to refuse (401). */
+export type AuthenticateFn = (request: FastifyRequest) => Promise<(User & { expiresAt?: number }) | null>
+
+export interface UnifiedNotificationsOptions {
+  /** HS256 secret for user tokens (NOTIFY_JWT_SECRET). Required unless `authenticate` is given. */
+  jwtSecret?: string
+  /** Replaces JWT verification with the host app's own check. */
+  authenticate?: AuthenticateFn
+  /** Keys allowed to publish (NOTIFY_API_KEYS). */
+  apiKeys?: string[]
+  /** 'memory' (default) | 'sqlite:<path>' | a HistoryStore. */
+  store?: string | HistoryStore
+  /** 'local' (default) | a Broker. */
+  broker?: string | Broker
+  categories?: string[]
+  roles?: RoleRules
+  /** WebSocket route, default '/ws'. */
+  path?: string
+  /** Per-connection limits (see docs/protocol.md). */
+  limits?: Partial<Limits>
+  /** History retention by count and age. */
+  retention?: Partial<Retention>
+  /** WebSocket ping interval in ms; a connection that misses two pongs is terminated. */
+  heartbeatMs?: number
+}
+
+export interface ResolvedOptions {
+  jwtSecret: string | undefined
+  authenticate: AuthenticateFn | undefined
+  apiKeys: string[]
+  store: string | HistoryStore
+  broker: string | Broker
+  categories: string[]
+  roles: RoleRules
+  path: string
+  limits: Limits
+  retention: Retention
+  heartbeatMs: number
+}
+
+export const DEFAULTS = {
+  store: 'memory',
+  broker: 'local',
+  path: '/ws',
+  heartbeatMs: 30_000
+} as const
+
+function fail (message: string): never {
+  throw new TypeError(`unified-notifications: ${message}`)
+}
+
+function stringList (name: string, value: unknown): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value) || !value.every(v => typeof v === 'string' && v !== '')) fail(`${name} must be an array of non-empty strings`)
+  return value as string[]
+}
+
+function positiveNumbers<T extends object> (name: string, value: unknown, defaults: T): T {
+  if (value === undefined) return { ...defaults }
+  if (typeof value !== 'object' || value === null) fail(`${name} must be an object`)
+  for (const [k, v] of Object.entries(value)) {
+    if (!(k in defaults)) fail(`${name}.${k} is not a known setting`)
+    if (typeof v !== 'number' || !(v > 0)) fail(`${name}.${k} must be a positive number`)
+  }
+  return { ...defaults, ...value }
+}
+
+export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOptions {
+  if (opts.jwtSecret !== undefined && (typeof opts.jwtSecret !== 'string' || opts.jwtSecret.length < 16)) {
+    fail('jwtSecret must be a string of at least 16 characters')
+  }
+  if (opts.authenticate !== undefined && typeof opts.authenticate !== 'function') fail('authenticate must be a function')
+  if (opts.jwtSecret === undefined && opts.authenticate === undefined) fail('give jwtSecret or authenticate')
+  const store = opts.store ?? DEFAULTS.store
+  if (typeof store !== 'string' && (typeof store !== 'object' || typeof store.append !== 'function')) fail('store must be a string or a HistoryStore')
+  const broker = opts.broker ?? DEFAULTS.broker
+  if (typeof broker !== 'string' && (typeof broker !== 'object' || typeof broker.publish !== 'function')) fail('broker must be a string or a Broker')
+  const path = opts.path ?? DEFAULTS.path
+  if (typeof path !== 'string' || !path.startsWith('/')) fail("path must start with '/'")
+  const heartbeatMs = opts.heartbeatMs ?? DEFAULTS.heartbeatMs
+  if (typeof heartbeatMs !== 'number' || !(heartbeatMs > 0)) fail('heartbeatMs must be a positive number')
+  if (opts.roles !== undefined && (typeof opts.roles !== 'object' || opts.roles === null)) fail('roles must be an object')
+  return {
+    jwtSecret: opts.jwtSecret,
+    authenticate: opts.authenticate,
+    apiKeys: stringList('apiKeys', opts.apiKeys) ?? [],
+    store,
+    broker,
+    categories: stringList('categories', opts.categories) ?? [...DEFAULT_CATEGORIES],
+    roles: opts.roles ?? DEFAULT_ROLES,
+    path,
+    limits: positiveNumbers('limits', opts.limits, DEFAULT_LIMITS),
+    retention: positiveNumbers('retention', opts.retention, DEFAULT_RETENTION),
+    heartbeatMs
+  }
+}

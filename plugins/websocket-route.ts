@@ -1,0 +1,130 @@
+// GET /ws: authentication before the upgrade, then one Session per socket,
+// liveness pings, and closing every socket with 1001 on shutdown.
+import websocket from '@fastify/websocket'
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import { CloseCode, toHttpError } from '../src/errors.js'
+import type { NotificationManager } from '../src/manager.js'
+import { Session } from '../src/session.js'
+import type { VerifiedToken } from '../src/tokens.js'
+import type { Auth } from './auth.js'
+import { ErrorResponse } from './rest-schemas.js'
+
+const WsQuery = Type.Object({
+  token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+  since: Type.Optional(Type.Integer({ minimum: 0 })),
+  categories: Type.Optional(Type.String({ maxLength: 2048, description: 'Comma-separated initial subscriptions' })),
+  legacy: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
+  epoch: Type.Optional(Type.String({ maxLength: 64, description: 'The epoch of the connected frame the cursor came from' }))
+})
+type WsQuery = Static<typeof WsQuery>
+
+export interface WebsocketRouteOptions {
+  manager: NotificationManager
+  auth: Auth
+  path: string
+  heartbeatMs: number
+}
+
+interface Live {
+  session: Session
+  missedPongs: number
+}
+
+/** How long shutdown waits for clients to answer the 1001 close before cutting them off. */
+const CLOSE_GRACE_MS = 2000
+
+export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
+  const { manager, auth } = opts
+  const live = new Map<WebSocket, Live>()
+  const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[] }>()
+
+  async function closeAll (): Promise<void> {
+    manager.stopAccepting()
+    const closed = [...live.keys()].map(socket => new Promise<void>(resolve => {
+      if (socket.readyState === socket.CLOSED) return resolve()
+      socket.once('close', () => resolve())
+    }))
+    for (const { session } of live.values()) session.close(CloseCode.goingAway, 'server shutting down')
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(closed), new Promise(resolve => { timer = setTimeout(resolve, CLOSE_GRACE_MS) })])
+    clearTimeout(timer)
+    for (const socket of live.keys()) socket.terminate()
+  }
+
+  if (!app.hasDecorator('websocketServer')) {
+    await app.register(websocket, {
+      options: { maxPayload: manager.limits.maxPayload, perMessageDeflate: false },
+      preClose: function (done) {
+        closeAll().finally(() => app.websocketServer.close(() => done()))
+      },
+      errorHandler: (err, socket, request) => {
+        // ws has already sent the close frame (1009, 1007, 1002); this only records it.
+        request.log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket protocol error')
+        if (socket.readyState === socket.OPEN) socket.terminate()
+      }
+    })
+  } else {
+    app.addHook('preClose', closeAll)
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const [socket, state] of live) {
+      if (state.missedPongs >= 2) {
+        state.session.opts.log.info({ sessionId: state.session.id }, 'missed two pongs: terminating')
+        socket.terminate()
+        continue
+      }
+      state.missedPongs++
+      socket.ping()
+    }
+  }, opts.heartbeatMs)
+  heartbeat.unref()
+  app.addHook('onClose', async () => { clearInterval(heartbeat) })
+
+  app.get<{ Querystring: WsQuery }>(opts.path, {
+    websocket: true,
+    schema: { querystring: WsQuery, response: { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
+    // Runs before the upgrade: a refused client gets an HTTP error and no socket.
+    preValidation: async (request) => {
+      const token = await auth.user(request, (request.query as { token?: string }).token)
+      verified.set(request, { token, subscriptions: [] })
+    },
+    preHandler: async (request) => {
+      const state = verified.get(request)!
+      const requested = request.query.categories?.split(',').map(s => s.trim()).filter(s => s !== '')
+      try {
+        state.subscriptions = manager.categoriesFor(state.token.user, requested)
+      } catch (err) {
+        throw toHttpError(err)
+      }
+      manager.assertCanConnect(state.token.user)
+    }
+  }, (socket, request) => {
+    const { token, subscriptions } = verified.get(request)!
+    const q = request.query
+    const session = new Session({
+      manager,
+      socket,
+      user: token.user,
+      ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
+      subscriptions,
+      legacy: q.legacy === '1' || q.legacy === 'true',
+      ...(q.since !== undefined ? { since: q.since } : {}),
+      ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
+      ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
+      log: request.log
+    })
+    const state: Live = { session, missedPongs: 0 }
+    live.set(socket, state)
+    // Listeners first, synchronously, before anything awaits: no frame is lost.
+    socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
+    socket.on('pong', () => { state.missedPongs = 0 })
+    socket.on('close', () => {
+      live.delete(socket)
+      session.dispose()
+    })
+    void session.start()
+  })
+}

@@ -1,0 +1,14 @@
+// The logging surface the core needs: pino's and Fastify's loggers both fit it.
+export interface LogFn {
+  (obj: object, msg?: string): void
+  (msg: string): void
+}
+
+export interface Logger {
+  trace: LogFn
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+  child (bindings: Record<string, unknown>): Logger
+}

@@ -1,0 +1,326 @@
+// The NotificationManager: every notification enters through publish(), is
+// validated, stamped and appended to history, then handed to the broker. The
+// broker calls deliver() back on every instance (this one included), and only
+// deliver() writes to local sockets.
+import { randomUUID } from 'node:crypto'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { FormatRegistry } from '@sinclair/typebox'
+import type { Broker, BrokerMessage } from './brokers/broker.js'
+import {
+  DataTooLargeError, ForbiddenError, InvalidPublishError, PermissionError, UnavailableError,
+  UnknownCategoryError, ValidationError
+} from './errors.js'
+import { DEFAULT_LIMITS, type Limits } from './limits.js'
+import type { Logger } from './logger.js'
+import { RolePolicy } from './policy.js'
+import { legacyFrame, notificationFrame } from './protocol.js'
+import { ConnectionRegistry, type Connection } from './registry.js'
+import { MAX_DATA_BYTES, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
+import { isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
+
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', v => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(v) && !Number.isNaN(Date.parse(v)))
+}
+const checkPublishInput = TypeCompiler.Compile(PublishInput)
+
+export interface PublishOptions {
+  /** 'api', 'app' or an adapter's name. */
+  source?: string
+  /** The legacy payload, forwarded as {"type":"legacy"} to connections opened with legacy=1. */
+  legacy?: { event: string, data: unknown }
+}
+
+export interface PublishOutcome {
+  notification: StoredNotification
+  duplicate: boolean
+}
+
+export interface HistoryOptions {
+  limit?: number
+  before?: number
+  categories?: readonly string[]
+  unreadOnly?: boolean
+}
+
+export interface HistoryPage {
+  notifications: ClientNotification[]
+  hasMore: boolean
+}
+
+export interface ResumeStatus {
+  /** false when history no longer reaches back to the cursor, or the cursor belongs to another log. */
+  complete: boolean
+  /** Whether anything should be replayed at all (not when the cursor is from another log). */
+  replay: boolean
+}
+
+export interface ManagerStats {
+  published: number
+  duplicates: number
+  delivered: number
+  connections: number
+  users: number
+  subscriptions: Record<string, number>
+}
+
+/** A provider of one adapter's migration counters (see adapters/). */
+export type MigrationReportProvider = () => unknown
+
+export interface ManagerOptions {
+  store: HistoryStore
+  broker: Broker
+  policy?: RolePolicy
+  logger: Logger
+  limits?: Partial<Limits>
+}
+
+export class NotificationManager {
+  readonly store: HistoryStore
+  readonly broker: Broker
+  readonly policy: RolePolicy
+  readonly registry = new ConnectionRegistry()
+  readonly limits: Limits
+  readonly log: Logger
+  readonly #reports = new Map<string, MigrationReportProvider>()
+  #published = 0
+  #duplicates = 0
+  #delivered = 0
+  #accepting = false
+
+  constructor (opts: ManagerOptions) {
+    this.store = opts.store
+    this.broker = opts.broker
+    this.policy = opts.policy ?? new RolePolicy()
+    this.log = opts.logger
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
+  }
+
+  async start (): Promise<void> {
+    await this.store.init()
+    await this.broker.start(m => this.deliver(m))
+    this.#accepting = true
+  }
+
+  get accepting (): boolean {
+    return this.#accepting
+  }
+
+  /** Validates, stamps and stores one notification, then hands it to the broker. */
+  async publish (input: PublishInput, opts: PublishOptions = {}): Promise<PublishOutcome> {
+    this.#assertAccepting()
+    const draft = this.#prepare(input, opts.source ?? 'app')
+    const { notification, duplicate } = await this.store.append(draft, input.idempotencyKey)
+    await this.#afterAppend(notification, duplicate, opts.legacy)
+    return { notification, duplicate }
+  }
+
+  /** All valid or none published; stored in one transaction, in order. */
+  async publishMany (inputs: readonly PublishInput[], opts: PublishOptions = {}): Promise<PublishOutcome[]> {
+    this.#assertAccepting()
+    const source = opts.source ?? 'app'
+    const items = inputs.map((input, i) => {
+      try {
+        return { draft: this.#prepare(input, source), ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}) }
+      } catch (err) {
+        if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`
+        throw err
+      }
+    })
+    const results = await this.store.appendMany(items)
+    for (const r of results) await this.#afterAppend(r.notification, r.duplicate, undefined)
+    return results
+  }
+
+  #assertAccepting (): void {
+    if (!this.#accepting) throw new UnavailableError('The notification service is not accepting publishes (starting or shutting down)')
+  }
+
+  async #afterAppend (n: StoredNotification, duplicate: boolean, legacy: PublishOptions['legacy']): Promise<void> {
+    if (duplicate) {
+      this.#duplicates++
+      this.log.info({ id: n.id, seq: n.seq }, 'duplicate publish ignored (idempotency key seen)')
+      return
+    }
+    this.#published++
+    // The notification is durable from here on; a broker failure must not make it look unaccepted.
+    try {
+      await this.broker.publish(legacy ? { notification: n, legacy } : { notification: n })
+    } catch (err) {
+      this.log.error({ err, id: n.id, seq: n.seq }, 'broker publish failed; stored, clients will get it on resume')
+    }
+  }
+
+  #prepare (input: PublishInput, source: string): Draft {
+    if (!checkPublishInput.Check(input)) {
+      const first = checkPublishInput.Errors(input).First()
+      throw new InvalidPublishError(`${first?.path || '/'} ${first?.message ?? 'is invalid'}`)
+    }
+    if (!this.policy.hasCategory(input.category)) throw new UnknownCategoryError(input.category)
+    if (input.data !== undefined && Buffer.byteLength(JSON.stringify(input.data)) > MAX_DATA_BYTES) {
+      throw new DataTooLargeError(MAX_DATA_BYTES)
+    }
+    for (const role of input.audience?.roles ?? []) {
+      if (!this.policy.hasRole(role)) throw new InvalidPublishError(`audience.roles names unknown role '${role}'`)
+    }
+    const now = Date.now()
+    let expiresAt: string | undefined
+    if (input.expiresAt !== undefined) {
+      const at = Date.parse(input.expiresAt)
+      if (at <= now) throw new InvalidPublishError('expiresAt is in the past')
+      expiresAt = new Date(at).toISOString()
+    }
+    const users = input.audience?.users ?? []
+    const roles = input.audience?.roles ?? []
+    const draft: Draft = {
+      id: randomUUID(),
+      category: input.category,
+      type: input.type ?? 'info',
+      priority: input.priority ?? 'normal',
+      title: input.title,
+      message: input.message ?? '',
+      createdAt: new Date(now).toISOString(),
+      source
+    }
+    if (input.data !== undefined) draft.data = input.data
+    if (input.action !== undefined) draft.action = input.action
+    if (expiresAt !== undefined) draft.expiresAt = expiresAt
+    if (input.collapseKey !== undefined) draft.collapseKey = input.collapseKey
+    if (users.length > 0 || roles.length > 0) {
+      draft.audience = {}
+      if (users.length > 0) draft.audience.users = users
+      if (roles.length > 0) draft.audience.roles = roles
+    }
+    return draft
+  }
+
+  /** Broker callback: writes one notification to the local sockets entitled to it. */
+  deliver (message: BrokerMessage): void {
+    const n = message.notification
+    if (isExpired(n, Date.now())) return
+    const recipients = this.registry.recipients(n)
+    if (recipients.length > 0) {
+      // Serialised once; every recipient gets the same string.
+      const frame = notificationFrame(toClient(n, false))
+      for (const conn of recipients) conn.deliver(n.seq, frame)
+      if (message.legacy) {
+        const legacy = legacyFrame(message.legacy.event, message.legacy.data)
+        for (const conn of recipients) if (conn.legacy) conn.deliverLegacy(legacy)
+      }
+    }
+    this.#delivered += recipients.length
+    this.log.info({ id: n.id, seq: n.seq, category: n.category, source: n.source, recipients: recipients.length }, 'notification published')
+  }
+
+  // ---- reading ------------------------------------------------------------------
+
+  /** Narrows requested categories to what the role may see; a category it may not see is an error. */
+  categoriesFor (user: User, requested?: readonly string[]): string[] {
+    const visible = this.policy.visibleTo(user.role)
+    if (requested === undefined || requested.length === 0) return visible
+    for (const c of requested) {
+      if (!this.policy.hasCategory(c)) throw new ValidationError(`Unknown category '${c}'`)
+      if (!this.policy.canSee(user.role, c)) throw new PermissionError(`Role '${user.role}' may not see category '${c}'`)
+    }
+    return [...new Set(requested)]
+  }
+
+  async history (user: User, opts: HistoryOptions = {}): Promise<HistoryPage> {
+    const limit = opts.limit ?? 50
+    const rows = await this.store.query({
+      user,
+      categories: this.categoriesFor(user, opts.categories),
+      ...(opts.before !== undefined ? { before: opts.before } : {}),
+      order: 'desc',
+      limit: limit + 1,
+      unreadOnly: opts.unreadOnly === true,
+      now: Date.now()
+    })
+    return { notifications: rows.slice(0, limit), hasMore: rows.length > limit }
+  }
+
+  /** Entitled notifications after `after`, oldest first, in the given categories (resume). */
+  async replayPage (user: User, categories: readonly string[], after: number, limit: number): Promise<ClientNotification[]> {
+    return this.store.query({ user, categories, after, order: 'asc', limit, now: Date.now() })
+  }
+
+  async resumeStatus (since: number, epoch?: string): Promise<ResumeStatus> {
+    if (epoch !== undefined && epoch !== this.store.epoch) return { complete: false, replay: false }
+    const [last, pruned] = await Promise.all([this.store.lastSeq(), this.store.prunedThrough()])
+    if (since > last) return { complete: false, replay: false }
+    return { complete: since >= pruned, replay: true }
+  }
+
+  async unread (user: User): Promise<number> {
+    return this.store.unreadCount(user, this.policy.visibleTo(user.role), Date.now())
+  }
+
+  async markRead (user: User, what: { ids?: readonly string[], all?: boolean }): Promise<number> {
+    if (what.all === true) {
+      await this.store.markAllRead(user.id, await this.store.lastSeq())
+    } else if (what.ids !== undefined && what.ids.length > 0) {
+      await this.store.markRead(user.id, what.ids)
+    } else {
+      throw new ValidationError("mark_read needs 'ids' or 'all': true")
+    }
+    return this.unread(user)
+  }
+
+  // ---- connections ----------------------------------------------------------------
+
+  /** Checks a new connection against the per-user limit; throws ForbiddenError when over. */
+  assertCanConnect (user: User): void {
+    if (this.registry.ofUser(user.id).size >= this.limits.maxConnectionsPerUser) {
+      throw new ForbiddenError(`User already has ${this.limits.maxConnectionsPerUser} open connections`)
+    }
+  }
+
+  // ---- reporting ------------------------------------------------------------------
+
+  registerMigrationReport (adapter: string, provider: MigrationReportProvider): void {
+    this.#reports.set(adapter, provider)
+  }
+
+  unregisterMigrationReport (adapter: string): void {
+    this.#reports.delete(adapter)
+  }
+
+  /** The adapters' migration report: per adapter, per legacy event, what was received, published, rejected. */
+  migration (): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    for (const [name, provider] of this.#reports) out[name] = provider()
+    return out
+  }
+
+  stats (): ManagerStats {
+    const sizes = this.registry.sizes()
+    return {
+      published: this.#published,
+      duplicates: this.#duplicates,
+      delivered: this.#delivered,
+      connections: sizes.connections,
+      users: sizes.users,
+      subscriptions: sizes.subscriptions
+    }
+  }
+
+  async health (): Promise<{ store: boolean, broker: boolean }> {
+    const ok = (p: Promise<void>) => p.then(() => true, () => false)
+    return { store: await ok(this.store.ping()), broker: await ok(this.broker.ping()) }
+  }
+
+  /** Stops accepting publishes. Connections are closed by their owner (the WebSocket plugin). */
+  stopAccepting (): void {
+    this.#accepting = false
+  }
+
+  async close (): Promise<void> {
+    this.#accepting = false
+    await this.broker.close()
+    await this.store.close()
+  }
+
+  /** Every live connection (for shutdown). */
+  connections (): Iterable<Connection> {
+    return this.registry.all()
+  }
+}

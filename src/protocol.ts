@@ -1,0 +1,94 @@
+// WebSocket protocol v1: the frame table, parsing and validation of client
+// frames, and the serialisers of server frames.
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { TSchema } from '@sinclair/typebox'
+import sjson from 'secure-json-parse'
+import { FrameErrorCode } from './errors.js'
+import {
+  HistoryFrame, MarkReadFrame, PingFrame, RefreshFrame, SubscribeFrame, UnsubscribeFrame,
+  type ClientFrame, type ClientNotification, type ConnectedFrame
+} from './schemas.js'
+
+export const PROTOCOL_VERSION = 1
+
+/** Client → server frame types, each with its compiled check. A Map, so '__proto__' or 'toString' is simply unknown. */
+const CLIENT_FRAMES = new Map<string, TypeCheck<TSchema>>([
+  ['subscribe_category', TypeCompiler.Compile(SubscribeFrame)], // → reply {subscriptions}
+  ['unsubscribe_category', TypeCompiler.Compile(UnsubscribeFrame)], // → reply {subscriptions}
+  ['request_notification_history', TypeCompiler.Compile(HistoryFrame)], // → reply {notifications, hasMore}
+  ['mark_read', TypeCompiler.Compile(MarkReadFrame)], // → reply {unread}
+  ['ping', TypeCompiler.Compile(PingFrame)], // → reply {time}
+  ['refresh', TypeCompiler.Compile(RefreshFrame)] // → reply {expiresAt}
+])
+
+/** Server → client frame types. */
+export const SERVER_FRAME_TYPES = ['connected', 'notification', 'replayed', 'reply', 'error', 'legacy'] as const
+
+export const CLIENT_FRAME_TYPES = [...CLIENT_FRAMES.keys()]
+
+export type ParsedFrame =
+  | { ok: true, frame: ClientFrame }
+  | { ok: false, id: string | undefined, code: FrameErrorCode, message: string }
+
+function requestId (value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined
+  const id = (value as { id?: unknown }).id
+  return typeof id === 'string' && id.length <= 64 ? id : undefined
+}
+
+/** Parses one text frame. Never throws: every failure is a result with an error code. */
+export function parseClientFrame (text: string): ParsedFrame {
+  let value: unknown
+  try {
+    // Fastify's JSON protections do not cover socket frames: refuse prototype keys here.
+    value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
+  } catch (err) {
+    const proto = err instanceof SyntaxError && /prototype/i.test(err.message)
+    return { ok: false, id: undefined, code: FrameErrorCode.badRequest, message: proto ? 'Frame contains a forbidden prototype key' : 'Frame is not valid JSON' }
+  }
+  const id = requestId(value)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, id, code: FrameErrorCode.badRequest, message: 'Frame must be a JSON object' }
+  }
+  const type = (value as { type?: unknown }).type
+  if (typeof type !== 'string') {
+    return { ok: false, id, code: FrameErrorCode.badRequest, message: "Frame needs a string 'type'" }
+  }
+  const check = CLIENT_FRAMES.get(type)
+  if (!check) {
+    return { ok: false, id, code: FrameErrorCode.unknownType, message: `Unknown frame type '${type.slice(0, 64)}'` }
+  }
+  if (!check.Check(value)) {
+    const first = check.Errors(value).First()
+    const where = first?.path !== undefined && first.path !== '' ? first.path : '/'
+    return { ok: false, id, code: FrameErrorCode.badRequest, message: `${type}: ${where} ${first?.message ?? 'is invalid'}` }
+  }
+  return { ok: true, frame: value as ClientFrame }
+}
+
+// ---- server frames, serialised ------------------------------------------------
+
+export function connectedFrame (f: Omit<ConnectedFrame, 'type' | 'protocol'>): string {
+  return JSON.stringify({ type: 'connected', protocol: PROTOCOL_VERSION, ...f })
+}
+
+/** One string per notification, shared by every recipient. */
+export function notificationFrame (n: ClientNotification): string {
+  return '{"type":"notification","notification":' + JSON.stringify(n) + '}'
+}
+
+export function replayedFrame (count: number, complete: boolean): string {
+  return JSON.stringify({ type: 'replayed', count, complete })
+}
+
+export function replyFrame (id: string | undefined, result: Record<string, unknown>): string {
+  return JSON.stringify(id === undefined ? { type: 'reply', result } : { type: 'reply', id, result })
+}
+
+export function errorFrame (id: string | undefined, code: FrameErrorCode, message: string): string {
+  return JSON.stringify(id === undefined ? { type: 'error', code, message } : { type: 'error', id, code, message })
+}
+
+export function legacyFrame (event: string, data: unknown): string {
+  return JSON.stringify({ type: 'legacy', event, data })
+}

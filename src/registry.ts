@@ -1,0 +1,148 @@
+// Live connections indexed by user, role and category, so a delivery touches
+// only its recipients. The maps mirror each other: a connection knows its own
+// keys, so removing it is one call, and empty sets are deleted.
+import type { StoredNotification, User } from './schemas.js'
+
+/** What the registry and the manager need of a live connection. */
+export interface Connection {
+  readonly id: string
+  readonly user: User
+  readonly subscriptions: ReadonlySet<string>
+  /** Opened with legacy=1: also wants {"type":"legacy"} frames. */
+  readonly legacy: boolean
+  /** Sends a serialised notification frame (deduplicated by seq inside). */
+  deliver (seq: number, frame: string): void
+  /** Sends a serialised legacy frame. */
+  deliverLegacy (frame: string): void
+}
+
+export interface RegistrySizes {
+  connections: number
+  users: number
+  roles: number
+  categories: number
+  /** Subscribed connections per category. */
+  subscriptions: Record<string, number>
+}
+
+function addTo<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
+  let set = map.get(key)
+  if (!set) {
+    set = new Set()
+    map.set(key, set)
+  }
+  set.add(value)
+}
+
+function removeFrom<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
+  const set = map.get(key)
+  if (!set) return
+  set.delete(value)
+  if (set.size === 0) map.delete(key)
+}
+
+const EMPTY: ReadonlySet<Connection> = new Set()
+
+export class ConnectionRegistry {
+  readonly #connections = new Map<string, Connection>()
+  readonly #byUser = new Map<string, Set<Connection>>()
+  readonly #byRole = new Map<string, Set<Connection>>()
+  readonly #byCategory = new Map<string, Set<Connection>>()
+  /** What each connection is subscribed to, as indexed here (the connection's own set may be mutated by subscribe()). */
+  readonly #categoriesOf = new Map<Connection, Set<string>>()
+
+  add (conn: Connection): void {
+    if (this.#connections.has(conn.id)) return
+    this.#connections.set(conn.id, conn)
+    addTo(this.#byUser, conn.user.id, conn)
+    addTo(this.#byRole, conn.user.role, conn)
+    this.#categoriesOf.set(conn, new Set())
+    this.subscribe(conn, [...conn.subscriptions])
+  }
+
+  remove (conn: Connection): void {
+    if (this.#connections.get(conn.id) !== conn) return
+    this.#connections.delete(conn.id)
+    removeFrom(this.#byUser, conn.user.id, conn)
+    removeFrom(this.#byRole, conn.user.role, conn)
+    for (const c of this.#categoriesOf.get(conn) ?? []) removeFrom(this.#byCategory, c, conn)
+    this.#categoriesOf.delete(conn)
+  }
+
+  subscribe (conn: Connection, categories: readonly string[]): void {
+    const own = this.#categoriesOf.get(conn)
+    if (!own) return
+    for (const c of categories) {
+      own.add(c)
+      addTo(this.#byCategory, c, conn)
+    }
+  }
+
+  unsubscribe (conn: Connection, categories: readonly string[]): void {
+    const own = this.#categoriesOf.get(conn)
+    if (!own) return
+    for (const c of categories) {
+      own.delete(c)
+      removeFrom(this.#byCategory, c, conn)
+    }
+  }
+
+  has (conn: Connection): boolean {
+    return this.#connections.get(conn.id) === conn
+  }
+
+  get (id: string): Connection | undefined {
+    return this.#connections.get(id)
+  }
+
+  /** Connections of one user (for per-user limits). */
+  ofUser (userId: string): ReadonlySet<Connection> {
+    return this.#byUser.get(userId) ?? EMPTY
+  }
+
+  all (): IterableIterator<Connection> {
+    return this.#connections.values()
+  }
+
+  /**
+   * The connections that should receive `n`: subscribed to its category (which
+   * implies the role may see it, checked at subscribe time) and admitted by its
+   * audience. Walks the smaller index, never every connection.
+   */
+  recipients (n: Pick<StoredNotification, 'category' | 'audience'>): Connection[] {
+    const subscribers = this.#byCategory.get(n.category)
+    if (!subscribers) return []
+    const users = n.audience?.users ?? []
+    const roles = n.audience?.roles ?? []
+    if (users.length === 0 && roles.length === 0) return [...subscribers]
+
+    const out: Connection[] = []
+    const seen = users.length > 0 && roles.length > 0 ? new Set<Connection>() : undefined
+    const take = (set: ReadonlySet<Connection> | undefined) => {
+      if (!set) return
+      for (const conn of set) {
+        if (!subscribers.has(conn)) continue
+        if (seen) {
+          if (seen.has(conn)) continue
+          seen.add(conn)
+        }
+        out.push(conn)
+      }
+    }
+    for (const u of users) take(this.#byUser.get(u))
+    for (const r of roles) take(this.#byRole.get(r))
+    return out
+  }
+
+  sizes (): RegistrySizes {
+    const subscriptions: Record<string, number> = {}
+    for (const [c, set] of this.#byCategory) subscriptions[c] = set.size
+    return {
+      connections: this.#connections.size,
+      users: this.#byUser.size,
+      roles: this.#byRole.size,
+      categories: this.#byCategory.size,
+      subscriptions
+    }
+  }
+}

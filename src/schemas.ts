@@ -1,0 +1,193 @@
+// One source of truth for every shape that crosses a boundary: the runtime
+// check (TypeBox / Ajv) and the static type (Static<>) come from the same object.
+import { Type, type Static } from '@sinclair/typebox'
+
+export const DEFAULT_CATEGORIES = ['system', 'dashboard', 'admin', 'health', 'maintenance', 'security', 'user'] as const
+
+export const NotificationType = Type.Union(
+  [Type.Literal('info'), Type.Literal('success'), Type.Literal('warning'), Type.Literal('error'), Type.Literal('progress')],
+  { description: 'How a client should style it', default: 'info' }
+)
+export type NotificationType = Static<typeof NotificationType>
+
+export const Priority = Type.Union(
+  [Type.Literal('low'), Type.Literal('normal'), Type.Literal('high'), Type.Literal('critical')],
+  { default: 'normal' }
+)
+export type Priority = Static<typeof Priority>
+
+// Identifiers are plain printable tokens: they end up in SQL parameters, Redis
+// keys and log lines, so control characters are refused at the edge.
+const Token = (max: number, description?: string) =>
+  Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000-\\u001f]+$', ...(description ? { description } : {}) })
+
+export const Category = Token(64, 'One of the configured categories')
+
+export const Action = Type.Object(
+  {
+    url: Type.String({ minLength: 1, maxLength: 2048 }),
+    label: Type.String({ minLength: 1, maxLength: 100 })
+  },
+  { additionalProperties: false }
+)
+export type Action = Static<typeof Action>
+
+export const Audience = Type.Object(
+  {
+    users: Type.Optional(Type.Array(Token(128), { maxItems: 1000, uniqueItems: true })),
+    roles: Type.Optional(Type.Array(Token(64), { maxItems: 100, uniqueItems: true }))
+  },
+  { additionalProperties: false, description: 'Empty or absent: everyone whose role may see the category' }
+)
+export type Audience = Static<typeof Audience>
+
+export const MAX_DATA_BYTES = 16 * 1024
+
+/** What a producer sends: REST body, `app.notifications.publish()`, adapters. */
+export const PublishInput = Type.Object(
+  {
+    category: Category,
+    type: Type.Optional(NotificationType),
+    priority: Type.Optional(Priority),
+    title: Type.String({ minLength: 1, maxLength: 200 }),
+    message: Type.Optional(Type.String({ maxLength: 2000 })),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Free JSON, at most 16 KiB serialised' })),
+    action: Type.Optional(Action),
+    expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+    collapseKey: Type.Optional(Token(200)),
+    audience: Type.Optional(Audience),
+    idempotencyKey: Type.Optional(Token(200))
+  },
+  { additionalProperties: false }
+)
+export type PublishInput = Static<typeof PublishInput>
+
+/** What clients see. The audience is deliberately absent. */
+export const Notification = Type.Object(
+  {
+    id: Type.String(),
+    seq: Type.Integer({ minimum: 1 }),
+    category: Type.String(),
+    type: NotificationType,
+    priority: Priority,
+    title: Type.String(),
+    message: Type.String(),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    action: Type.Optional(Action),
+    createdAt: Type.String({ format: 'date-time' }),
+    expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+    collapseKey: Type.Optional(Type.String()),
+    source: Type.String()
+  },
+  { additionalProperties: false }
+)
+export type Notification = Static<typeof Notification>
+
+export const ClientNotification = Type.Composite([Notification, Type.Object({ read: Type.Boolean() })])
+export type ClientNotification = Static<typeof ClientNotification>
+
+/** What the store keeps: the public notification plus who may receive it. */
+export interface StoredNotification extends Notification {
+  audience?: Audience
+}
+
+export const PublishResult = Type.Object({
+  id: Type.String(),
+  seq: Type.Integer(),
+  createdAt: Type.String({ format: 'date-time' }),
+  duplicate: Type.Boolean()
+})
+export type PublishResult = Static<typeof PublishResult>
+
+export interface User {
+  id: string
+  role: string
+}
+
+// ---- Client → server frames -------------------------------------------------
+
+const RequestId = Type.Optional(Type.String({ maxLength: 64 }))
+const CategoryList = Type.Array(Category, { minItems: 1, maxItems: 64 })
+
+export const SubscribeFrame = Type.Object(
+  { type: Type.Literal('subscribe_category'), id: RequestId, categories: CategoryList },
+  { additionalProperties: false }
+)
+export const UnsubscribeFrame = Type.Object(
+  { type: Type.Literal('unsubscribe_category'), id: RequestId, categories: CategoryList },
+  { additionalProperties: false }
+)
+export const HistoryFrame = Type.Object(
+  {
+    type: Type.Literal('request_notification_history'),
+    id: RequestId,
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    before: Type.Optional(Type.Integer({ minimum: 1 })),
+    categories: Type.Optional(Type.Array(Category, { maxItems: 64 })),
+    unreadOnly: Type.Optional(Type.Boolean())
+  },
+  { additionalProperties: false }
+)
+export const MarkReadFrame = Type.Object(
+  {
+    type: Type.Literal('mark_read'),
+    id: RequestId,
+    ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 500 })),
+    all: Type.Optional(Type.Literal(true))
+  },
+  { additionalProperties: false }
+)
+export const PingFrame = Type.Object({ type: Type.Literal('ping'), id: RequestId }, { additionalProperties: false })
+export const RefreshFrame = Type.Object(
+  { type: Type.Literal('refresh'), id: RequestId, token: Type.String({ minLength: 1, maxLength: 8192 }) },
+  { additionalProperties: false }
+)
+
+export type SubscribeFrame = Static<typeof SubscribeFrame>
+export type UnsubscribeFrame = Static<typeof UnsubscribeFrame>
+export type HistoryFrame = Static<typeof HistoryFrame>
+export type MarkReadFrame = Static<typeof MarkReadFrame>
+export type PingFrame = Static<typeof PingFrame>
+export type RefreshFrame = Static<typeof RefreshFrame>
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | HistoryFrame | MarkReadFrame | PingFrame | RefreshFrame
+
+// ---- Server → client frames -------------------------------------------------
+
+export const ConnectedFrame = Type.Object({
+  type: Type.Literal('connected'),
+  protocol: Type.Literal(1),
+  sessionId: Type.String(),
+  user: Type.Object({ id: Type.String(), role: Type.String() }),
+  categories: Type.Array(Type.String()),
+  subscriptions: Type.Array(Type.String()),
+  unread: Type.Integer({ minimum: 0 }),
+  lastSeq: Type.Integer({ minimum: 0 }),
+  epoch: Type.String({ description: 'Identity of the history log; a cursor is only meaningful within one epoch' })
+})
+export const NotificationFrame = Type.Object({ type: Type.Literal('notification'), notification: ClientNotification })
+export const ReplayedFrame = Type.Object({
+  type: Type.Literal('replayed'),
+  count: Type.Integer({ minimum: 0 }),
+  complete: Type.Boolean()
+})
+export const ReplyFrame = Type.Object({
+  type: Type.Literal('reply'),
+  id: Type.Optional(Type.String()),
+  result: Type.Record(Type.String(), Type.Unknown())
+})
+export const ErrorFrame = Type.Object({
+  type: Type.Literal('error'),
+  id: Type.Optional(Type.String()),
+  code: Type.String(),
+  message: Type.String()
+})
+export const LegacyFrame = Type.Object({ type: Type.Literal('legacy'), event: Type.String(), data: Type.Unknown() })
+export const ServerFrame = Type.Union([ConnectedFrame, NotificationFrame, ReplayedFrame, ReplyFrame, ErrorFrame, LegacyFrame])
+
+export type ConnectedFrame = Static<typeof ConnectedFrame>
+export type NotificationFrame = Static<typeof NotificationFrame>
+export type ReplayedFrame = Static<typeof ReplayedFrame>
+export type ReplyFrame = Static<typeof ReplyFrame>
+export type ErrorFrame = Static<typeof ErrorFrame>
+export type LegacyFrame = Static<typeof LegacyFrame>
+export type ServerFrame = Static<typeof ServerFrame>

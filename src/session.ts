@@ -1,0 +1,326 @@
+// One WebSocket connection speaking protocol v1, framework-free: it talks to a
+// small socket interface, so it can be driven by @fastify/websocket, plain ws
+// or a test double alike.
+import { randomUUID } from 'node:crypto'
+import { CloseCode, FrameErrorCode, PermissionError, ValidationError } from './errors.js'
+import type { Logger } from './logger.js'
+import type { NotificationManager } from './manager.js'
+import {
+  connectedFrame, errorFrame, notificationFrame, parseClientFrame, replayedFrame, replyFrame
+} from './protocol.js'
+import type { Connection } from './registry.js'
+import type { ClientFrame, User } from './schemas.js'
+import { TokenBucket } from './token-bucket.js'
+import { TokenError, type TokenVerifier } from './tokens.js'
+
+/** The little of a WebSocket that a session needs. */
+export interface SocketLike {
+  send (data: string): void
+  close (code: number, reason?: string): void
+  readonly bufferedAmount: number
+}
+
+export interface SessionOptions {
+  manager: NotificationManager
+  socket: SocketLike
+  user: User
+  /** Epoch ms at which the credentials expire (close 4001 unless refreshed). */
+  expiresAt?: number
+  /** Initial subscriptions, already checked against the role policy. */
+  subscriptions: readonly string[]
+  /** Opened with legacy=1. */
+  legacy?: boolean
+  /** Resume cursor: replay everything entitled after it. */
+  since?: number
+  /** The log the cursor belongs to (from a previous `connected` frame). */
+  epoch?: string
+  /** Verifies a token sent in a refresh frame; absent when the host app authenticates on its own. */
+  verifyToken?: TokenVerifier
+  log: Logger
+}
+
+const REPLAY_PAGE = 500
+// setTimeout's ceiling (~24.8 days): longer waits re-arm.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+export class Session implements Connection {
+  readonly id = randomUUID()
+  readonly user: User
+  readonly legacy: boolean
+  readonly subscriptions: Set<string>
+  readonly #manager: NotificationManager
+  readonly #socket: SocketLike
+  readonly #log: Logger
+  readonly #verifyToken: TokenVerifier | undefined
+  readonly #requests: TokenBucket
+  readonly #badFrames: TokenBucket
+  #rateLimitedInARow = 0
+  #expiresAt: number | undefined
+  #expiryTimer: NodeJS.Timeout | undefined
+  /** Highest seq written to the socket: nothing at or below it is sent again. */
+  #lastSent = 0
+  /** Live frames that arrived before `connected` and the replay were written. */
+  #pending: Array<{ seq: number, frame: string, legacy?: true }> | undefined = []
+  #closed = false
+  /** Client frames are handled one at a time, in arrival order, after start() finished. */
+  #queue: Promise<void>
+  #resolveStarted!: () => void
+
+  constructor (readonly opts: SessionOptions) {
+    this.#manager = opts.manager
+    this.#socket = opts.socket
+    this.user = opts.user
+    this.legacy = opts.legacy === true
+    this.subscriptions = new Set(opts.subscriptions)
+    this.#verifyToken = opts.verifyToken
+    this.#log = opts.log.child({ sessionId: this.id, userId: opts.user.id })
+    const limits = this.#manager.limits
+    this.#requests = new TokenBucket(limits.requestsPerSecond, limits.requestBurst)
+    this.#badFrames = new TokenBucket(limits.badFramesPerMinute / 60, limits.badFramesPerMinute)
+    this.#expiresAt = opts.expiresAt
+    this.#queue = new Promise(resolve => { this.#resolveStarted = resolve })
+  }
+
+  get closed (): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Registers the connection, then writes `connected`, the replay and whatever
+   * arrived live meanwhile. Live frames are held from the moment of
+   * registration, so nothing published during the replay is missed, and the
+   * seq high-water mark drops what the replay already covered.
+   */
+  async start (): Promise<void> {
+    const manager = this.#manager
+    manager.registry.add(this)
+    this.#armExpiry()
+    try {
+      const [lastSeq, unread] = await Promise.all([manager.store.lastSeq(), manager.unread(this.user)])
+      if (this.#closed) return
+      this.#write(connectedFrame({
+        sessionId: this.id,
+        user: { id: this.user.id, role: this.user.role },
+        categories: manager.policy.visibleTo(this.user.role),
+        subscriptions: [...this.subscriptions],
+        unread,
+        lastSeq,
+        epoch: manager.store.epoch
+      }))
+      if (this.opts.since !== undefined) await this.#replay(this.opts.since)
+      if (this.#closed) return
+      const pending = this.#pending ?? []
+      this.#pending = undefined
+      for (const p of pending) {
+        if (p.legacy) this.#write(p.frame)
+        else this.deliver(p.seq, p.frame)
+      }
+      this.#log.info({ role: this.user.role, subscriptions: this.subscriptions.size, since: this.opts.since, legacy: this.legacy }, 'connection opened')
+    } catch (err) {
+      this.#log.error({ err }, 'connection start failed')
+      this.close(CloseCode.internal, 'internal error')
+    } finally {
+      this.#resolveStarted()
+    }
+  }
+
+  async #replay (since: number): Promise<void> {
+    const status = await this.#manager.resumeStatus(since, this.opts.epoch)
+    let count = 0
+    if (status.replay) {
+      const categories = [...this.subscriptions]
+      let after = since
+      for (;;) {
+        const page = categories.length === 0 ? [] : await this.#manager.replayPage(this.user, categories, after, REPLAY_PAGE)
+        if (this.#closed) return
+        for (const n of page) {
+          this.#write(notificationFrame(n))
+          this.#lastSent = n.seq
+          after = n.seq
+          count++
+        }
+        if (page.length < REPLAY_PAGE) break
+      }
+    }
+    this.#write(replayedFrame(count, status.complete))
+  }
+
+  // ---- outgoing ---------------------------------------------------------------------
+
+  deliver (seq: number, frame: string): void {
+    if (this.#closed) return
+    if (this.#pending) {
+      this.#pending.push({ seq, frame })
+      return
+    }
+    if (seq <= this.#lastSent) return
+    this.#lastSent = seq
+    this.#write(frame)
+  }
+
+  deliverLegacy (frame: string): void {
+    if (this.#closed) return
+    if (this.#pending) {
+      // Legacy frames are never replayed, so the seq high-water mark does not apply to them.
+      this.#pending.push({ seq: 0, frame, legacy: true })
+      return
+    }
+    this.#write(frame)
+  }
+
+  #write (frame: string): void {
+    if (this.#closed) return
+    if (this.#socket.bufferedAmount > this.#manager.limits.sendBufferBytes) {
+      this.#log.warn({ bufferedAmount: this.#socket.bufferedAmount }, 'slow consumer: closing')
+      this.close(CloseCode.slowConsumer, 'slow consumer')
+      return
+    }
+    this.#socket.send(frame)
+  }
+
+  // ---- incoming ---------------------------------------------------------------------
+
+  /** Entry point for every client message. Never throws. */
+  onMessage (data: Buffer | string, isBinary: boolean): void {
+    if (this.#closed) return
+    if (!this.#requests.take()) {
+      this.#rateLimitedInARow++
+      if (this.#rateLimitedInARow > this.#manager.limits.rateLimitedBeforeClose) {
+        this.close(CloseCode.policy, 'request rate limit exceeded')
+        return
+      }
+      this.#reply(errorFrame(undefined, FrameErrorCode.rateLimited, 'Too many requests: slow down'))
+      return
+    }
+    this.#rateLimitedInARow = 0
+    if (isBinary) {
+      this.#badFrame(undefined, FrameErrorCode.badRequest, 'Binary frames are not supported: send JSON text')
+      return
+    }
+    const parsed = parseClientFrame(typeof data === 'string' ? data : data.toString('utf8'))
+    if (!parsed.ok) {
+      this.#badFrame(parsed.id, parsed.code, parsed.message)
+      return
+    }
+    const frame = parsed.frame
+    this.#queue = this.#queue.then(() => this.#handle(frame))
+  }
+
+  #badFrame (id: string | undefined, code: FrameErrorCode, message: string): void {
+    if (!this.#badFrames.take()) {
+      this.close(CloseCode.policy, 'too many bad frames')
+      return
+    }
+    this.#log.debug({ code }, 'bad frame')
+    this.#reply(errorFrame(id, code, message))
+  }
+
+  /** Writes after every earlier request is answered (and after `connected`), so answers keep request order. */
+  #reply (frame: string): void {
+    this.#queue = this.#queue.then(() => this.#write(frame))
+  }
+
+  async #handle (frame: ClientFrame): Promise<void> {
+    if (this.#closed) return
+    try {
+      const result = await this.#dispatch(frame)
+      if (result !== undefined) this.#write(replyFrame(frame.id, result))
+    } catch (err) {
+      if (err instanceof ValidationError || err instanceof PermissionError) {
+        this.#write(errorFrame(frame.id, err.code, err.message))
+        return
+      }
+      this.#log.error({ err, frameType: frame.type }, 'request failed')
+      this.#write(errorFrame(frame.id, FrameErrorCode.internal, 'Internal error; the request was not completed'))
+    }
+  }
+
+  async #dispatch (frame: ClientFrame): Promise<Record<string, unknown> | undefined> {
+    switch (frame.type) {
+      case 'subscribe_category': {
+        const categories = this.#manager.categoriesFor(this.user, frame.categories)
+        for (const c of categories) this.subscriptions.add(c)
+        this.#manager.registry.subscribe(this, categories)
+        return { subscriptions: [...this.subscriptions] }
+      }
+      case 'unsubscribe_category': {
+        for (const c of frame.categories) {
+          if (!this.#manager.policy.hasCategory(c)) throw new ValidationError(`Unknown category '${c}'`)
+        }
+        for (const c of frame.categories) this.subscriptions.delete(c)
+        this.#manager.registry.unsubscribe(this, frame.categories)
+        return { subscriptions: [...this.subscriptions] }
+      }
+      case 'request_notification_history': {
+        const page = await this.#manager.history(this.user, {
+          ...(frame.limit !== undefined ? { limit: frame.limit } : {}),
+          ...(frame.before !== undefined ? { before: frame.before } : {}),
+          ...(frame.categories !== undefined ? { categories: frame.categories } : {}),
+          unreadOnly: frame.unreadOnly === true
+        })
+        return { notifications: page.notifications, hasMore: page.hasMore }
+      }
+      case 'mark_read': {
+        if ((frame.ids === undefined) === (frame.all === undefined)) {
+          throw new ValidationError("mark_read takes either 'ids' or 'all': true")
+        }
+        return { unread: await this.#manager.markRead(this.user, frame.all ? { all: true } : { ids: frame.ids! }) }
+      }
+      case 'ping':
+        return { time: new Date().toISOString() }
+      case 'refresh':
+        return this.#refresh(frame.token)
+    }
+  }
+
+  async #refresh (token: string): Promise<Record<string, unknown> | undefined> {
+    if (!this.#verifyToken) throw new ValidationError('refresh is not available: this server authenticates connections itself')
+    let verified
+    try {
+      verified = await this.#verifyToken(token)
+    } catch (err) {
+      if (err instanceof TokenError) throw new ValidationError(`refresh token rejected: ${err.message}`)
+      throw err
+    }
+    if (verified.user.id !== this.user.id || verified.user.role !== this.user.role) {
+      this.#log.warn('refresh with a token for another identity: closing')
+      this.close(CloseCode.tokenExpired, 'refresh token is for another user')
+      return undefined
+    }
+    this.#expiresAt = verified.expiresAt
+    this.#armExpiry()
+    return { expiresAt: verified.expiresAt === undefined ? null : new Date(verified.expiresAt).toISOString() }
+  }
+
+  #armExpiry (): void {
+    clearTimeout(this.#expiryTimer)
+    this.#expiryTimer = undefined
+    if (this.#expiresAt === undefined || this.#closed) return
+    const wait = this.#expiresAt - Date.now()
+    if (wait <= 0) {
+      this.close(CloseCode.tokenExpired, 'token expired')
+      return
+    }
+    this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(wait, MAX_TIMER_MS))
+    this.#expiryTimer.unref()
+  }
+
+  // ---- end --------------------------------------------------------------------------
+
+  /** Closes the socket (once) and releases everything the session holds. */
+  close (code: number, reason: string): void {
+    if (this.#closed) return
+    this.#socket.close(code, reason)
+    this.dispose()
+  }
+
+  /** Releases the session's indexes and timers; called when the socket is gone. */
+  dispose (): void {
+    if (!this.#closed) this.#log.info({ pending: this.#pending?.length ?? 0 }, 'connection closed')
+    this.#closed = true
+    this.#pending = undefined
+    clearTimeout(this.#expiryTimer)
+    this.#expiryTimer = undefined
+    this.#manager.registry.remove(this)
+  }
+}

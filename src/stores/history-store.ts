@@ -1,0 +1,82 @@
+// The contract every history backend satisfies. The store is the single source
+// of order: it assigns seq, and a seq is never reused, even after a restart.
+import type { StoredNotification, User, ClientNotification } from '../schemas.js'
+
+/** A notification before the store has given it a seq. */
+export type Draft = Omit<StoredNotification, 'seq'>
+
+export interface AppendResult {
+  notification: StoredNotification
+  /** true when the idempotency key was seen before: `notification` is the first one, nothing was stored. */
+  duplicate: boolean
+}
+
+export interface HistoryQuery {
+  user: User
+  /** Categories to include: already narrowed to what the role may see. */
+  categories: readonly string[]
+  /** Only seq > after (resume), ascending. */
+  after?: number
+  /** Only seq < before (paging back), descending. */
+  before?: number
+  order: 'asc' | 'desc'
+  limit: number
+  unreadOnly?: boolean
+  /** Epoch ms; notifications expired at this time are left out. */
+  now: number
+}
+
+export interface Retention {
+  /** Keep at most this many notifications. */
+  maxCount: number
+  /** Drop notifications older than this (ms). */
+  maxAgeMs: number
+}
+
+export const DEFAULT_RETENTION: Retention = { maxCount: 100_000, maxAgeMs: 30 * 24 * 3600 * 1000 }
+
+export interface HistoryStore {
+  /** Opens the log. Must be called (and awaited) before anything else. */
+  init (): Promise<void>
+  /** Identity of this log; changes when the log is lost (a fresh memory store, a new SQLite file). */
+  readonly epoch: string
+  /** Appends atomically; with `idempotencyKey` a key already seen returns the first notification. */
+  append (draft: Draft, idempotencyKey?: string): Promise<AppendResult>
+  /** All or nothing, in order. */
+  appendMany (items: ReadonlyArray<{ draft: Draft, idempotencyKey?: string }>): Promise<AppendResult[]>
+  /** Highest seq ever assigned (0 when empty). */
+  lastSeq (): Promise<number>
+  /** Highest seq removed by retention: a cursor below it can no longer be replayed completely. */
+  prunedThrough (): Promise<number>
+  query (q: HistoryQuery): Promise<ClientNotification[]>
+  unreadCount (user: User, categories: readonly string[], now: number): Promise<number>
+  /** Marks the given ids read for this user; unknown ids are ignored. */
+  markRead (userId: string, ids: readonly string[]): Promise<void>
+  /** Marks everything up to `upToSeq` read for this user. */
+  markAllRead (userId: string, upToSeq: number): Promise<void>
+  /** Applies retention now. */
+  prune (now: number): Promise<void>
+  /** Throws when the backend cannot answer (health check). */
+  ping (): Promise<void>
+  close (): Promise<void>
+}
+
+/** Whether the audience admits this user (shared by the stores that filter in JS and by live delivery). */
+export function audienceAdmits (n: Pick<StoredNotification, 'audience'>, user: User): boolean {
+  const a = n.audience
+  if (a === undefined) return true
+  const hasUsers = a.users !== undefined && a.users.length > 0
+  const hasRoles = a.roles !== undefined && a.roles.length > 0
+  if (!hasUsers && !hasRoles) return true
+  return (hasUsers && a.users!.includes(user.id)) || (hasRoles && a.roles!.includes(user.role))
+}
+
+export function isExpired (n: Pick<StoredNotification, 'expiresAt'>, now: number): boolean {
+  return n.expiresAt !== undefined && Date.parse(n.expiresAt) <= now
+}
+
+/** The client view of a stored notification: no audience, plus the reader's read flag. */
+export function toClient (n: StoredNotification, read: boolean): ClientNotification {
+  const { audience: _audience, ...pub } = n
+  return { ...pub, read }
+}

@@ -1,0 +1,141 @@
+// History in process memory: for tests and for library users who need no
+// durability. Each instance is a new log, with a new epoch.
+import { randomUUID } from 'node:crypto'
+import type { ClientNotification, StoredNotification, User } from '../schemas.js'
+import {
+  DEFAULT_RETENTION, audienceAdmits, isExpired, toClient,
+  type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention
+} from './history-store.js'
+
+interface ReadState { upTo: number, ids: Set<string> }
+
+export class MemoryStore implements HistoryStore {
+  readonly epoch = randomUUID()
+  readonly #retention: Retention
+  /** Ascending by seq. */
+  #log: StoredNotification[] = []
+  #seq = 0
+  #prunedThrough = 0
+  readonly #byCollapseKey = new Map<string, number>()
+  readonly #idempotency = new Map<string, { notification: StoredNotification, at: number }>()
+  readonly #reads = new Map<string, ReadState>()
+
+  constructor (retention: Partial<Retention> = {}) {
+    this.#retention = { ...DEFAULT_RETENTION, ...retention }
+  }
+
+  async init (): Promise<void> {}
+
+  async append (draft: Draft, idempotencyKey?: string): Promise<AppendResult> {
+    return this.#append(draft, idempotencyKey)
+  }
+
+  async appendMany (items: ReadonlyArray<{ draft: Draft, idempotencyKey?: string }>): Promise<AppendResult[]> {
+    // Synchronous loop: nothing can interleave, so it is all or nothing.
+    return items.map(i => this.#append(i.draft, i.idempotencyKey))
+  }
+
+  #append (draft: Draft, idempotencyKey?: string): AppendResult {
+    if (idempotencyKey !== undefined) {
+      const seen = this.#idempotency.get(idempotencyKey)
+      if (seen) return { notification: seen.notification, duplicate: true }
+    }
+    const notification: StoredNotification = { ...draft, seq: ++this.#seq }
+    if (draft.collapseKey !== undefined) {
+      const older = this.#byCollapseKey.get(draft.collapseKey)
+      if (older !== undefined) this.#log = this.#log.filter(n => n.seq !== older)
+      this.#byCollapseKey.set(draft.collapseKey, notification.seq)
+    }
+    this.#log.push(notification)
+    if (idempotencyKey !== undefined) this.#idempotency.set(idempotencyKey, { notification, at: Date.parse(draft.createdAt) })
+    if (this.#log.length > this.#retention.maxCount) this.#pruneCount()
+    return { notification, duplicate: false }
+  }
+
+  async lastSeq (): Promise<number> { return this.#seq }
+  async prunedThrough (): Promise<number> { return this.#prunedThrough }
+
+  #isRead (userId: string, n: StoredNotification): boolean {
+    const r = this.#reads.get(userId)
+    return r !== undefined && (n.seq <= r.upTo || r.ids.has(n.id))
+  }
+
+  #entitled (n: StoredNotification, user: User, categories: ReadonlySet<string>, now: number): boolean {
+    return categories.has(n.category) && audienceAdmits(n, user) && !isExpired(n, now)
+  }
+
+  async query (q: HistoryQuery): Promise<ClientNotification[]> {
+    const categories = new Set(q.categories)
+    const out: ClientNotification[] = []
+    const asc = q.order === 'asc'
+    for (let i = asc ? 0 : this.#log.length - 1; asc ? i < this.#log.length : i >= 0; asc ? i++ : i--) {
+      const n = this.#log[i]!
+      if (q.after !== undefined && n.seq <= q.after) continue
+      if (q.before !== undefined && n.seq >= q.before) continue
+      if (!this.#entitled(n, q.user, categories, q.now)) continue
+      const read = this.#isRead(q.user.id, n)
+      if (q.unreadOnly === true && read) continue
+      out.push(toClient(n, read))
+      if (out.length >= q.limit) break
+    }
+    return out
+  }
+
+  async unreadCount (user: User, categories: readonly string[], now: number): Promise<number> {
+    const set = new Set(categories)
+    let count = 0
+    for (const n of this.#log) {
+      if (this.#entitled(n, user, set, now) && !this.#isRead(user.id, n)) count++
+    }
+    return count
+  }
+
+  #readState (userId: string): ReadState {
+    let r = this.#reads.get(userId)
+    if (!r) {
+      r = { upTo: 0, ids: new Set() }
+      this.#reads.set(userId, r)
+    }
+    return r
+  }
+
+  async markRead (userId: string, ids: readonly string[]): Promise<void> {
+    const r = this.#readState(userId)
+    for (const id of ids) r.ids.add(id)
+  }
+
+  async markAllRead (userId: string, upToSeq: number): Promise<void> {
+    const r = this.#readState(userId)
+    r.upTo = Math.max(r.upTo, upToSeq)
+    r.ids.clear()
+  }
+
+  #pruneCount (): void {
+    const excess = this.#log.length - this.#retention.maxCount
+    if (excess <= 0) return
+    const removed = this.#log.splice(0, excess)
+    this.#forget(removed)
+  }
+
+  #forget (removed: StoredNotification[]): void {
+    for (const n of removed) {
+      this.#prunedThrough = Math.max(this.#prunedThrough, n.seq)
+      if (n.collapseKey !== undefined && this.#byCollapseKey.get(n.collapseKey) === n.seq) this.#byCollapseKey.delete(n.collapseKey)
+    }
+  }
+
+  async prune (now: number): Promise<void> {
+    this.#pruneCount()
+    const cutoff = now - this.#retention.maxAgeMs
+    const keep: StoredNotification[] = []
+    const removed: StoredNotification[] = []
+    for (const n of this.#log) (Date.parse(n.createdAt) < cutoff ? removed : keep).push(n)
+    this.#log = keep
+    this.#forget(removed)
+    for (const [key, v] of this.#idempotency) if (v.at < cutoff) this.#idempotency.delete(key)
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {}
+}

@@ -1,0 +1,235 @@
+// Durable history in one SQLite file (WAL). The default for the standalone
+// server: it survives restarts and seq keeps growing (AUTOINCREMENT never
+// reuses a rowid, even after the newest row is deleted by a collapse).
+import { randomUUID } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import Database from 'better-sqlite3'
+import type { ClientNotification, StoredNotification, User } from '../schemas.js'
+import { DEFAULT_RETENTION, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention } from './history-store.js'
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  id           TEXT NOT NULL UNIQUE,
+  category     TEXT NOT NULL,
+  created_ms   INTEGER NOT NULL,
+  expires_ms   INTEGER,
+  collapse_key TEXT,
+  aud_users    TEXT,
+  aud_roles    TEXT,
+  body         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_category_seq ON notifications (category, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS notifications_collapse_key ON notifications (collapse_key) WHERE collapse_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, notification TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS read_marks (user_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_upto (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+`
+
+// Entitlement in SQL, so a page is filled without pulling rows it will drop:
+// category allowed, audience empty or naming the user or its role, not expired.
+const ENTITLED = `
+  n.category IN (SELECT value FROM json_each(@categories))
+  AND (n.expires_ms IS NULL OR n.expires_ms > @now)
+  AND ((n.aud_users IS NULL AND n.aud_roles IS NULL)
+    OR EXISTS (SELECT 1 FROM json_each(n.aud_users) WHERE value = @userId)
+    OR EXISTS (SELECT 1 FROM json_each(n.aud_roles) WHERE value = @role))`
+const IS_READ = `(n.seq <= COALESCE((SELECT seq FROM read_upto WHERE user_id = @userId), 0)
+  OR EXISTS (SELECT 1 FROM read_marks r WHERE r.user_id = @userId AND r.seq = n.seq))`
+
+interface Row { seq: number, body: string, is_read: number }
+
+export class SqliteStore implements HistoryStore {
+  #epoch = ''
+  readonly #path: string
+  readonly #retention: Retention
+  #db: Database.Database | undefined
+  #appendsSincePrune = 0
+  #stmts!: ReturnType<SqliteStore['prepare']>
+
+  constructor (path: string, retention: Partial<Retention> = {}) {
+    this.#path = path
+    this.#retention = { ...DEFAULT_RETENTION, ...retention }
+  }
+
+  get epoch (): string { return this.#epoch }
+
+  async init (): Promise<void> {
+    if (this.#path !== ':memory:') mkdirSync(dirname(this.#path), { recursive: true })
+    const db = new Database(this.#path)
+    db.pragma('journal_mode = WAL')
+    // NORMAL in WAL mode: a commit survives a process crash; only an OS crash
+    // or power loss can drop the last transactions. See docs/operations.md.
+    db.pragma('synchronous = NORMAL')
+    db.pragma('busy_timeout = 5000')
+    db.exec(SCHEMA)
+    this.#db = db
+    this.#stmts = this.prepare(db)
+    const epoch = this.#stmts.getMeta.get('epoch') as { value: string } | undefined
+    if (epoch) {
+      this.#epoch = epoch.value
+    } else {
+      this.#epoch = randomUUID()
+      this.#stmts.setMeta.run('epoch', this.#epoch)
+    }
+    await this.prune(Date.now())
+  }
+
+  private prepare (db: Database.Database) {
+    return {
+      getMeta: db.prepare('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      findIdem: db.prepare('SELECT notification FROM idempotency WHERE key = ?').pluck(),
+      insertIdem: db.prepare('INSERT INTO idempotency (key, created_ms, notification) VALUES (?, ?, ?)'),
+      deleteCollapsed: db.prepare('DELETE FROM notifications WHERE collapse_key = ?'),
+      insert: db.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, body)
+        VALUES (@id, @category, @created_ms, @expires_ms, @collapse_key, @aud_users, @aud_roles, @body)`),
+      lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
+      queryAsc: db.prepare(`SELECT n.seq, n.body, ${IS_READ} AS is_read FROM notifications n
+        WHERE n.seq > @after AND n.seq < @before AND ${ENTITLED} AND (@unreadOnly = 0 OR NOT ${IS_READ})
+        ORDER BY n.seq ASC LIMIT @limit`),
+      queryDesc: db.prepare(`SELECT n.seq, n.body, ${IS_READ} AS is_read FROM notifications n
+        WHERE n.seq > @after AND n.seq < @before AND ${ENTITLED} AND (@unreadOnly = 0 OR NOT ${IS_READ})
+        ORDER BY n.seq DESC LIMIT @limit`),
+      unread: db.prepare(`SELECT COUNT(*) FROM notifications n WHERE ${ENTITLED} AND NOT ${IS_READ}`).pluck(),
+      markRead: db.prepare(`INSERT OR IGNORE INTO read_marks (user_id, seq)
+        SELECT @userId, seq FROM notifications WHERE id IN (SELECT value FROM json_each(@ids))`),
+      setUpTo: db.prepare(`INSERT INTO read_upto (user_id, seq) VALUES (@userId, @seq)
+        ON CONFLICT (user_id) DO UPDATE SET seq = MAX(seq, excluded.seq)`),
+      clearMarks: db.prepare('DELETE FROM read_marks WHERE user_id = @userId AND seq <= @seq'),
+      pruneCount: db.prepare('SELECT seq FROM notifications ORDER BY seq DESC LIMIT 1 OFFSET ?').pluck(),
+      maxPrunedAge: db.prepare('SELECT MAX(seq) FROM notifications WHERE created_ms < ?').pluck(),
+      deleteThrough: db.prepare('DELETE FROM notifications WHERE seq <= ?'),
+      deleteExpired: db.prepare('DELETE FROM notifications WHERE expires_ms IS NOT NULL AND expires_ms <= ?'),
+      deleteIdem: db.prepare('DELETE FROM idempotency WHERE created_ms < ?'),
+      deleteMarks: db.prepare('DELETE FROM read_marks WHERE seq <= ?'),
+      ping: db.prepare('SELECT 1').pluck()
+    }
+  }
+
+  get #database (): Database.Database {
+    if (!this.#db) throw new Error('SqliteStore used before init() or after close()')
+    return this.#db
+  }
+
+  #appendOne (draft: Draft, idempotencyKey?: string): AppendResult {
+    const s = this.#stmts
+    if (idempotencyKey !== undefined) {
+      const seen = s.findIdem.get(idempotencyKey) as string | undefined
+      if (seen !== undefined) return { notification: JSON.parse(seen) as StoredNotification, duplicate: true }
+    }
+    if (draft.collapseKey !== undefined) s.deleteCollapsed.run(draft.collapseKey)
+    const { audience, ...pub } = draft
+    const users = audience?.users?.length ? JSON.stringify(audience.users) : null
+    const roles = audience?.roles?.length ? JSON.stringify(audience.roles) : null
+    const info = s.insert.run({
+      id: draft.id,
+      category: draft.category,
+      created_ms: Date.parse(draft.createdAt),
+      expires_ms: draft.expiresAt === undefined ? null : Date.parse(draft.expiresAt),
+      collapse_key: draft.collapseKey ?? null,
+      aud_users: users,
+      aud_roles: roles,
+      body: JSON.stringify(pub)
+    })
+    const notification: StoredNotification = { ...draft, seq: Number(info.lastInsertRowid) }
+    if (idempotencyKey !== undefined) s.insertIdem.run(idempotencyKey, Date.parse(draft.createdAt), JSON.stringify(notification))
+    return { notification, duplicate: false }
+  }
+
+  readonly #appendTx = (items: ReadonlyArray<{ draft: Draft, idempotencyKey?: string }>): AppendResult[] =>
+    this.#database.transaction(() => items.map(i => this.#appendOne(i.draft, i.idempotencyKey)))()
+
+  async append (draft: Draft, idempotencyKey?: string): Promise<AppendResult> {
+    const [result] = this.#appendTx([{ draft, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) }])
+    await this.#afterAppend(1)
+    return result!
+  }
+
+  async appendMany (items: ReadonlyArray<{ draft: Draft, idempotencyKey?: string }>): Promise<AppendResult[]> {
+    const results = this.#appendTx(items)
+    await this.#afterAppend(items.length)
+    return results
+  }
+
+  async #afterAppend (n: number): Promise<void> {
+    this.#appendsSincePrune += n
+    // Retention is applied in batches, not on every insert.
+    if (this.#appendsSincePrune >= 500) {
+      this.#appendsSincePrune = 0
+      await this.prune(Date.now())
+    }
+  }
+
+  async lastSeq (): Promise<number> {
+    return (this.#stmts.lastSeq.get() as number | undefined) ?? 0
+  }
+
+  async prunedThrough (): Promise<number> {
+    const v = this.#stmts.getMeta.get('pruned_through') as { value: string } | undefined
+    return v ? Number(v.value) : 0
+  }
+
+  #params (user: User, categories: readonly string[], now: number) {
+    return { userId: user.id, role: user.role, categories: JSON.stringify(categories), now }
+  }
+
+  async query (q: HistoryQuery): Promise<ClientNotification[]> {
+    const stmt = q.order === 'asc' ? this.#stmts.queryAsc : this.#stmts.queryDesc
+    const rows = stmt.all({
+      ...this.#params(q.user, q.categories, q.now),
+      after: q.after ?? 0,
+      before: q.before ?? Number.MAX_SAFE_INTEGER,
+      unreadOnly: q.unreadOnly === true ? 1 : 0,
+      limit: q.limit
+    }) as Row[]
+    return rows.map(r => {
+      const body = JSON.parse(r.body) as Omit<StoredNotification, 'seq'>
+      return { ...body, seq: r.seq, read: r.is_read === 1 }
+    })
+  }
+
+  async unreadCount (user: User, categories: readonly string[], now: number): Promise<number> {
+    return this.#stmts.unread.get(this.#params(user, categories, now)) as number
+  }
+
+  async markRead (userId: string, ids: readonly string[]): Promise<void> {
+    this.#stmts.markRead.run({ userId, ids: JSON.stringify(ids) })
+  }
+
+  async markAllRead (userId: string, upToSeq: number): Promise<void> {
+    this.#database.transaction(() => {
+      this.#stmts.setUpTo.run({ userId, seq: upToSeq })
+      this.#stmts.clearMarks.run({ userId, seq: upToSeq })
+    })()
+  }
+
+  async prune (now: number): Promise<void> {
+    const s = this.#stmts
+    this.#database.transaction(() => {
+      const byCount = (s.pruneCount.get(this.#retention.maxCount) as number | undefined) ?? 0
+      const byAge = (s.maxPrunedAge.get(now - this.#retention.maxAgeMs) as number | null) ?? 0
+      const through = Math.max(byCount, byAge)
+      if (through > 0) {
+        s.deleteThrough.run(through)
+        s.deleteMarks.run(through)
+        const previous = (s.getMeta.get('pruned_through') as { value: string } | undefined)?.value
+        if (previous === undefined || Number(previous) < through) s.setMeta.run('pruned_through', String(through))
+      }
+      // Expired rows are never delivered nor listed, so removing them loses nothing a cursor could want.
+      s.deleteExpired.run(now)
+      s.deleteIdem.run(now - this.#retention.maxAgeMs)
+    })()
+  }
+
+  async ping (): Promise<void> {
+    this.#stmts.ping.get()
+  }
+
+  async close (): Promise<void> {
+    this.#db?.close()
+    this.#db = undefined
+  }
+}

@@ -1,0 +1,117 @@
+// Test helpers: build(t) starts the standalone app on a real loopback port and
+// closes it in teardown; connect() opens a real ws client whose frames are
+// buffered from the first byte, so none is missed between awaits.
+import type { Test } from 'tap'
+import WebSocket from 'ws'
+import type { FastifyInstance } from 'fastify'
+import { buildServer, type ServerConfig } from '../src/server.js'
+import { signToken } from '../src/tokens.js'
+
+export const SECRET = 'test-secret-0123456789abcdef'
+export const API_KEY = 'test-api-key'
+
+export interface Harness {
+  app: FastifyInstance
+  port: number
+  http: string
+  ws: string
+  token (sub: string, role?: string, expiresIn?: string | number): Promise<string>
+}
+
+export async function build (t: Test, overrides: Partial<ServerConfig> = {}): Promise<Harness> {
+  const app = await buildServer({ jwtSecret: SECRET, apiKeys: [API_KEY], store: 'memory', logger: false, ...overrides })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return {
+    app,
+    port: address.port,
+    http: `http://127.0.0.1:${address.port}`,
+    ws: `ws://127.0.0.1:${address.port}/ws`,
+    token: (sub, role = 'user', expiresIn = '1h') => signToken(SECRET, { sub, role, expiresIn })
+  }
+}
+
+export type Frame = Record<string, any> & { type: string }
+
+export interface Client {
+  ws: WebSocket
+  /** The next frame not yet taken, waiting up to `ms`. */
+  next (ms?: number): Promise<Frame>
+  /** The next frame of this type, dropping others before it. */
+  nextOf (type: string, ms?: number): Promise<Frame>
+  /** Frames received and not yet taken. */
+  pending (): Frame[]
+  send (frame: unknown): void
+  /** Sends a request and waits for the reply or error with its id. */
+  request (frame: Record<string, unknown>, ms?: number): Promise<Frame>
+  /** Resolves with the close code and reason. */
+  closed: Promise<{ code: number, reason: string }>
+  close (): void
+}
+
+let requestCounter = 0
+
+/** Opens a client; resolves once the socket is open (the connected frame is then in next()). */
+export async function connect (url: string, opts: { token?: string, query?: Record<string, string>, headers?: Record<string, string>, maxPayload?: number } = {}): Promise<Client> {
+  const u = new URL(url)
+  for (const [k, v] of Object.entries(opts.query ?? {})) u.searchParams.set(k, v)
+  const headers = { ...opts.headers, ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) }
+  const ws = new WebSocket(u, { headers, ...(opts.maxPayload ? { maxPayload: opts.maxPayload } : {}) })
+  const frames: Frame[] = []
+  const waiters: Array<() => void> = []
+  ws.on('message', (data) => {
+    frames.push(JSON.parse(data.toString()) as Frame)
+    for (const w of waiters.splice(0)) w()
+  })
+  const closed = new Promise<{ code: number, reason: string }>(resolve => {
+    ws.on('close', (code, reason) => {
+      resolve({ code, reason: reason.toString() })
+      for (const w of waiters.splice(0)) w()
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve())
+    ws.once('error', reject)
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { statusCode: res.statusCode })))
+  })
+  const take = async (match: (f: Frame) => boolean, ms: number, drop: boolean): Promise<Frame> => {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const i = frames.findIndex(match)
+      if (i >= 0) {
+        const [f] = drop ? frames.splice(0, i + 1).slice(-1) : frames.splice(i, 1)
+        return f!
+      }
+      if (ws.readyState === WebSocket.CLOSED) throw new Error(`socket closed while waiting (pending: ${JSON.stringify(frames)})`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for a frame (pending: ${JSON.stringify(frames).slice(0, 500)})`)
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, left)
+        waiters.push(() => { clearTimeout(timer); resolve() })
+      })
+    }
+  }
+  return {
+    ws,
+    next: (ms = 2000) => take(() => true, ms, true),
+    nextOf: (type, ms = 2000) => take(f => f.type === type, ms, true),
+    pending: () => [...frames],
+    send: (frame) => ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)),
+    request: (frame, ms = 2000) => {
+      const id = frame.id as string | undefined ?? `r${++requestCounter}`
+      ws.send(JSON.stringify({ ...frame, id }))
+      return take(f => (f.type === 'reply' || f.type === 'error') && f.id === id, ms, false)
+    },
+    closed,
+    close: () => ws.close()
+  }
+}
+
+/** Publishes through the REST API with the API key; returns the parsed body. */
+export async function publish (h: Harness, body: Record<string, unknown>): Promise<{ id: string, seq: number, createdAt: string, duplicate: boolean }> {
+  const res = await h.app.inject({ method: 'POST', url: '/api/notifications', headers: { authorization: `Bearer ${API_KEY}` }, payload: body })
+  if (res.statusCode !== 202 && res.statusCode !== 200) throw new Error(`publish failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
