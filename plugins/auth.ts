@@ -68,6 +68,25 @@ export class Auth {
     }
   }
 
+  readonly #users = new WeakMap<FastifyRequest, VerifiedToken>()
+
+  /** onRequest hook for user routes: authenticates before the body is even parsed. */
+  readonly requireUser = async (request: FastifyRequest): Promise<void> => {
+    this.#users.set(request, await this.user(request))
+  }
+
+  /** onRequest hook for publisher routes (API key or admin token). */
+  readonly requirePublisher = async (request: FastifyRequest): Promise<void> => {
+    await this.publisher(request)
+  }
+
+  /** The user that requireUser authenticated for this request. */
+  userOf (request: FastifyRequest): User {
+    const verified = this.#users.get(request)
+    if (!verified) throw new Error('userOf() on a route without the requireUser hook')
+    return verified.user
+  }
+
   /** An API key, or a user whose role is admin. */
   async publisher (request: FastifyRequest): Promise<Publisher> {
     const token = bearerToken(request)

@@ -7,8 +7,8 @@ import { historySchema, readSchema, type HistoryQuerystring, type ReadBody } fro
 export async function inboxRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth }): Promise<void> {
   const { manager, auth } = opts
 
-  app.get<{ Querystring: HistoryQuerystring }>('/api/notifications', { schema: historySchema }, async (request) => {
-    const { user } = await auth.user(request)
+  app.get<{ Querystring: HistoryQuerystring }>('/api/notifications', { schema: historySchema, onRequest: auth.requireUser }, async (request) => {
+    const user = auth.userOf(request)
     const q = request.query
     const [page, unread] = await Promise.all([
       manager.history(user, {
@@ -22,8 +22,8 @@ export async function inboxRoutes (app: FastifyInstance, opts: { manager: Notifi
     return { ...page, unread }
   })
 
-  app.post<{ Body: ReadBody }>('/api/notifications/read', { schema: readSchema }, async (request) => {
-    const { user } = await auth.user(request)
+  app.post<{ Body: ReadBody }>('/api/notifications/read', { schema: readSchema, onRequest: auth.requireUser }, async (request) => {
+    const user = auth.userOf(request)
     const body = request.body
     return { unread: await manager.markRead(user, 'all' in body ? { all: true } : { ids: body.ids }) }
   })

@@ -52,6 +52,8 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
   await app.register(async function notificationRoutes (scope) {
     // Strict bodies and this project's error mapping, for our routes only: the host app keeps its own.
     scope.setValidatorCompiler(validatorCompiler)
+    // JSON in and out: a text/plain body is 415, not a string that fails validation as 400.
+    scope.removeContentTypeParser('text/plain')
     scope.setErrorHandler((err: FastifyError, _request, reply) => { reply.send(toHttpError(err)) })
     await scope.register(publishRoutes, { manager, auth })
     await scope.register(inboxRoutes, { manager, auth })

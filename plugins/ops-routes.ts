@@ -6,13 +6,14 @@ import { healthSchema, migrationSchema, statsSchema } from './rest-schemas.js'
 
 export async function opsRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth }): Promise<void> {
   const { manager, auth } = opts
-  const preHandler = async (request: Parameters<Auth['publisher']>[0]) => { await auth.publisher(request) }
+  // Credentials are checked on request, before the body is parsed or validated.
+  const onRequest = auth.requirePublisher
 
-  app.get('/api/notifications/stats', { schema: statsSchema, preHandler }, async () => {
+  app.get('/api/notifications/stats', { schema: statsSchema, onRequest }, async () => {
     return { ...manager.stats(), migration: manager.migration() }
   })
 
-  app.get('/api/notifications/migration', { schema: migrationSchema, preHandler }, async () => {
+  app.get('/api/notifications/migration', { schema: migrationSchema, onRequest }, async () => {
     return { adapters: manager.migration() }
   })
 

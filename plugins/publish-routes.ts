@@ -9,14 +9,15 @@ const result = (n: StoredNotification, duplicate: boolean) => ({ id: n.id, seq: 
 
 export async function publishRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth }): Promise<void> {
   const { manager, auth } = opts
-  const preHandler = async (request: Parameters<Auth['publisher']>[0]) => { await auth.publisher(request) }
+  // Credentials are checked on request, before the body is parsed or validated.
+  const onRequest = auth.requirePublisher
 
-  app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, preHandler }, async (request, reply) => {
+  app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, onRequest }, async (request, reply) => {
     const { notification, duplicate } = await manager.publish(request.body, { source: 'api' })
     return reply.code(duplicate ? 200 : 202).send(result(notification, duplicate))
   })
 
-  app.post<{ Body: BatchBody }>('/api/notifications/batch', { schema: batchSchema, preHandler }, async (request, reply) => {
+  app.post<{ Body: BatchBody }>('/api/notifications/batch', { schema: batchSchema, onRequest }, async (request, reply) => {
     const outcomes = await manager.publishMany(request.body.notifications, { source: 'api' })
     return reply.code(202).send({ results: outcomes.map(o => result(o.notification, o.duplicate)) })
   })

@@ -31,8 +31,10 @@ export class MemoryStore implements HistoryStore {
   }
 
   async appendMany (items: ReadonlyArray<{ draft: Draft, idempotencyKey?: string }>): Promise<AppendResult[]> {
-    // Synchronous loop: nothing can interleave, so it is all or nothing.
-    return items.map(i => this.#append(i.draft, i.idempotencyKey))
+    // Every draft is read (copied) before anything is stored, so a bad item fails the
+    // batch untouched; the synchronous loop after it cannot throw nor interleave.
+    const copies = items.map(i => ({ draft: { ...i.draft }, idempotencyKey: i.idempotencyKey }))
+    return copies.map(i => this.#append(i.draft, i.idempotencyKey))
   }
 
   #append (draft: Draft, idempotencyKey?: string): AppendResult {
@@ -107,7 +109,12 @@ export class MemoryStore implements HistoryStore {
   async markAllRead (userId: string, upToSeq: number): Promise<void> {
     const r = this.#readState(userId)
     r.upTo = Math.max(r.upTo, upToSeq)
-    r.ids.clear()
+    // Ids above the cut stay read; those at or below it are covered by upTo now.
+    if (r.ids.size > 0) {
+      const above = new Set<string>()
+      for (const n of this.#log) if (n.seq > r.upTo && r.ids.has(n.id)) above.add(n.id)
+      r.ids = above
+    }
   }
 
   #pruneCount (): void {

@@ -1,0 +1,280 @@
+// The HistoryStore contract, written once and run against every backend
+// (test/stores.test.ts). Not a .test.ts file: it runs only through its callers.
+import { randomUUID } from 'node:crypto'
+import type { Test } from 'tap'
+import type { StoredNotification, User } from '../src/schemas.js'
+import type { Draft, HistoryStore, Retention } from '../src/stores/history-store.js'
+
+export type StoreFactory = (retention?: Partial<Retention>) => Promise<HistoryStore>
+
+const ALL = ['system', 'dashboard', 'admin', 'health', 'maintenance', 'security', 'user']
+const alice: User = { id: 'alice', role: 'user' }
+const bob: User = { id: 'bob', role: 'user' }
+const root: User = { id: 'root', role: 'admin' }
+const DAY = 24 * 3600 * 1000
+
+export function draft (over: Partial<Draft> = {}): Draft {
+  return {
+    id: randomUUID(),
+    category: 'dashboard',
+    type: 'info',
+    priority: 'normal',
+    title: 'title',
+    message: '',
+    createdAt: new Date().toISOString(),
+    source: 'app',
+    ...over
+  }
+}
+
+/** Runs the shared contract against `factory`, which returns an initialised store (closed here in teardown). */
+export function historyStoreContract (t: Test, name: string, factory: StoreFactory): void {
+  const open = async (t: Test, retention?: Partial<Retention>): Promise<HistoryStore> => {
+    const store = await factory(retention)
+    t.teardown(() => store.close())
+    return store
+  }
+  const query = (store: HistoryStore, over: Partial<Parameters<HistoryStore['query']>[0]> = {}) =>
+    store.query({ user: alice, categories: ALL, order: 'asc', limit: 100, now: Date.now(), ...over })
+  const seqs = (rows: Array<{ seq: number }>) => rows.map(r => r.seq)
+  const appendN = async (store: HistoryStore, n: number, over: Partial<Draft> = {}): Promise<StoredNotification[]> => {
+    const out: StoredNotification[] = []
+    for (let i = 0; i < n; i++) out.push((await store.append(draft({ title: `n${i + 1}`, ...over }))).notification)
+    return out
+  }
+
+  t.test(`${name}: epoch is a non-empty string`, async t => {
+    const store = await open(t)
+    t.type(store.epoch, 'string')
+    t.ok(store.epoch.length > 0)
+  })
+
+  t.test(`${name}: an empty store`, async t => {
+    const store = await open(t)
+    t.equal(await store.lastSeq(), 0)
+    t.equal(await store.prunedThrough(), 0)
+    t.same(await query(store), [])
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 0)
+    await t.resolves(store.ping())
+  })
+
+  t.test(`${name}: seq is strictly increasing from 1 and lastSeq follows`, async t => {
+    const store = await open(t)
+    const stored = await appendN(store, 5)
+    t.same(seqs(stored), [1, 2, 3, 4, 5])
+    t.equal(await store.lastSeq(), 5)
+    const first = stored[0]!
+    t.equal(first.title, 'n1')
+    t.equal(first.category, 'dashboard')
+    const rows = await query(store)
+    t.same(seqs(rows), [1, 2, 3, 4, 5])
+    t.same(rows.map(r => r.title), ['n1', 'n2', 'n3', 'n4', 'n5'])
+  })
+
+  t.test(`${name}: stored notifications round-trip every field, and the audience never reaches a reader`, async t => {
+    const store = await open(t)
+    const d = draft({
+      type: 'warning',
+      priority: 'high',
+      message: 'body',
+      data: { n: 1, nested: { list: [1, 2] } },
+      action: { url: 'https://example.com', label: 'Open' },
+      expiresAt: new Date(Date.now() + DAY).toISOString(),
+      collapseKey: 'k',
+      source: 'api',
+      audience: { users: ['alice'], roles: ['admin'] }
+    })
+    const { notification, duplicate } = await store.append(d)
+    t.equal(duplicate, false)
+    t.same(notification, { ...d, seq: 1 }, 'append returns the draft with its seq, audience included')
+    const [row] = await query(store)
+    const { audience: _audience, ...pub } = d
+    t.same(row, { ...pub, seq: 1, read: false })
+    t.notOk(row && 'audience' in row, 'no audience in query results')
+  })
+
+  t.test(`${name}: a repeated idempotency key returns the first notification and stores nothing`, async t => {
+    const store = await open(t)
+    const first = await store.append(draft({ title: 'first' }), 'key-1')
+    t.equal(first.duplicate, false)
+    const again = await store.append(draft({ title: 'second' }), 'key-1')
+    t.equal(again.duplicate, true)
+    t.same(again.notification, first.notification, 'the first notification, not the second draft')
+    t.equal(await store.lastSeq(), 1, 'no seq consumed')
+    t.same((await query(store)).map(r => r.title), ['first'])
+    const other = await store.append(draft({ title: 'other' }), 'key-2')
+    t.equal(other.duplicate, false)
+    t.equal(other.notification.seq, 2)
+    const nokey = await store.append(draft({ title: 'no key' }))
+    t.equal(nokey.notification.seq, 3, 'without a key nothing is deduplicated')
+  })
+
+  t.test(`${name}: appendMany stores in order`, async t => {
+    const store = await open(t)
+    await store.append(draft({ title: 'before' }))
+    const results = await store.appendMany([
+      { draft: draft({ title: 'a' }) },
+      { draft: draft({ title: 'b' }), idempotencyKey: 'kb' },
+      { draft: draft({ title: 'c' }) }
+    ])
+    t.same(results.map(r => [r.notification.title, r.notification.seq, r.duplicate]), [['a', 2, false], ['b', 3, false], ['c', 4, false]])
+    t.same((await query(store)).map(r => r.title), ['before', 'a', 'b', 'c'])
+    const again = await store.appendMany([{ draft: draft({ title: 'b2' }), idempotencyKey: 'kb' }, { draft: draft({ title: 'd' }) }])
+    t.same(again.map(r => [r.notification.title, r.notification.seq, r.duplicate]), [['b', 3, true], ['d', 5, false]])
+    const inBatch = await store.appendMany([{ draft: draft({ title: 'e' }), idempotencyKey: 'ke' }, { draft: draft({ title: 'e2' }), idempotencyKey: 'ke' }])
+    t.same(inBatch.map(r => [r.notification.title, r.duplicate]), [['e', false], ['e', true]], 'a key repeated inside one batch is a duplicate of the earlier item')
+    t.equal(await store.lastSeq(), 6)
+  })
+
+  t.test(`${name}: appendMany is all or nothing when an item fails`, async t => {
+    const store = await open(t)
+    await store.append(draft({ title: 'kept' }))
+    // A draft that cannot be read stands for any failure in the middle of a batch.
+    const broken = draft({ title: 'broken' })
+    Object.defineProperty(broken, 'title', { enumerable: true, get () { throw new Error('unreadable draft') } })
+    await t.rejects(store.appendMany([
+      { draft: draft({ title: 'a', collapseKey: 'ck' }), idempotencyKey: 'ka' },
+      { draft: broken },
+      { draft: draft({ title: 'c' }) }
+    ]), /unreadable draft/)
+    t.same((await query(store)).map(r => r.title), ['kept'], 'nothing of the batch is stored')
+    t.equal(await store.lastSeq(), 1, 'no seq consumed by the failed batch')
+    const retry = await store.append(draft({ title: 'a again' }), 'ka')
+    t.equal(retry.duplicate, false, 'the idempotency key of the failed batch was not kept')
+    t.equal(retry.notification.seq, 2)
+    const collapsed = await store.append(draft({ title: 'ck' , collapseKey: 'ck' }))
+    t.same((await query(store)).map(r => r.title), ['kept', 'a again', 'ck'])
+    t.equal(collapsed.notification.seq, 3)
+  })
+
+  t.test(`${name}: a newer notification with the same collapseKey replaces the older in history`, async t => {
+    const store = await open(t)
+    await store.append(draft({ title: 'p10', collapseKey: 'op:1' }))
+    await store.append(draft({ title: 'other' }))
+    await store.append(draft({ title: 'q', collapseKey: 'op:2' }))
+    const last = await store.append(draft({ title: 'p50', collapseKey: 'op:1' }))
+    t.equal(last.notification.seq, 4, 'the replacement gets a new seq')
+    const rows = await query(store)
+    t.same(rows.map(r => [r.seq, r.title]), [[2, 'other'], [3, 'q'], [4, 'p50']])
+    await store.append(draft({ title: 'p100', collapseKey: 'op:1' }))
+    t.same((await query(store, { order: 'desc' })).map(r => r.title), ['p100', 'q', 'other'])
+    t.equal(await store.lastSeq(), 5)
+  })
+
+  t.test(`${name}: query asc/desc with after, before and limit`, async t => {
+    const store = await open(t)
+    await appendN(store, 10)
+    t.same(seqs(await query(store)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    t.same(seqs(await query(store, { order: 'desc' })), [10, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+    t.same(seqs(await query(store, { after: 7 })), [8, 9, 10], 'after is exclusive')
+    t.same(seqs(await query(store, { after: 2, limit: 3 })), [3, 4, 5], 'asc + limit takes the oldest first')
+    t.same(seqs(await query(store, { order: 'desc', before: 5 })), [4, 3, 2, 1], 'before is exclusive')
+    t.same(seqs(await query(store, { order: 'desc', limit: 3 })), [10, 9, 8], 'desc + limit takes the newest')
+    t.same(seqs(await query(store, { order: 'desc', before: 8, limit: 2 })), [7, 6])
+    t.same(seqs(await query(store, { after: 3, before: 6 })), [4, 5])
+    t.same(seqs(await query(store, { order: 'desc', after: 3, before: 6 })), [5, 4])
+    t.same(await query(store, { after: 10 }), [])
+    t.same(await query(store, { order: 'desc', before: 1 }), [])
+  })
+
+  t.test(`${name}: entitlement: categories`, async t => {
+    const store = await open(t)
+    await store.append(draft({ category: 'system', title: 's' }))
+    await store.append(draft({ category: 'dashboard', title: 'd' }))
+    await store.append(draft({ category: 'admin', title: 'a' }))
+    t.same((await query(store, { categories: ['system', 'dashboard'] })).map(r => r.title), ['s', 'd'])
+    t.same((await query(store, { categories: ['admin'], user: root })).map(r => r.title), ['a'])
+    t.same(await query(store, { categories: [] }), [], 'no categories, nothing')
+    t.equal(await store.unreadCount(alice, ['system', 'dashboard'], Date.now()), 2)
+    t.equal(await store.unreadCount(alice, ['security'], Date.now()), 0)
+  })
+
+  t.test(`${name}: entitlement: audience users and roles`, async t => {
+    const store = await open(t)
+    await store.append(draft({ title: 'everyone' }))
+    await store.append(draft({ title: 'alice only', audience: { users: ['alice'] } }))
+    await store.append(draft({ title: 'bob only', audience: { users: ['bob'] } }))
+    await store.append(draft({ title: 'admins', audience: { roles: ['admin'] } }))
+    await store.append(draft({ title: 'bob or users', audience: { users: ['bob'], roles: ['user'] } }))
+    await store.append(draft({ title: 'empty lists', audience: { users: [], roles: [] } }))
+    const titles = async (user: User) => (await query(store, { user })).map(r => r.title)
+    t.same(await titles(alice), ['everyone', 'alice only', 'bob or users', 'empty lists'])
+    t.same(await titles(bob), ['everyone', 'bob only', 'bob or users', 'empty lists'])
+    t.same(await titles(root), ['everyone', 'admins', 'empty lists'])
+    t.same(await titles({ id: 'carol', role: 'viewer' }), ['everyone', 'empty lists'])
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 4)
+    t.equal(await store.unreadCount(root, ALL, Date.now()), 3)
+  })
+
+  t.test(`${name}: entitlement: expired notifications are left out`, async t => {
+    const store = await open(t)
+    const now = Date.now()
+    await store.append(draft({ title: 'lasting' }))
+    await store.append(draft({ title: 'short', expiresAt: new Date(now + 60_000).toISOString() }))
+    t.same((await query(store, { now })).map(r => r.title), ['lasting', 'short'])
+    t.same((await query(store, { now: now + 60_000 })).map(r => r.title), ['lasting'], 'expired exactly at expiresAt')
+    t.same((await query(store, { now: now + 120_000, order: 'desc' })).map(r => r.title), ['lasting'])
+    t.equal(await store.unreadCount(alice, ALL, now), 2)
+    t.equal(await store.unreadCount(alice, ALL, now + 120_000), 1)
+  })
+
+  t.test(`${name}: read flags, markRead by id, unreadOnly, unreadCount`, async t => {
+    const store = await open(t)
+    const ns = await appendN(store, 4)
+    t.same((await query(store)).map(r => r.read), [false, false, false, false])
+    await store.markRead('alice', [ns[1]!.id, ns[3]!.id, 'unknown-id'])
+    t.same((await query(store)).map(r => r.read), [false, true, false, true])
+    t.same(seqs(await query(store, { unreadOnly: true })), [1, 3])
+    t.same(seqs(await query(store, { unreadOnly: true, order: 'desc', limit: 1 })), [3])
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 2)
+    t.same((await query(store, { user: bob })).map(r => r.read), [false, false, false, false], 'read state is per user')
+    t.equal(await store.unreadCount(bob, ALL, Date.now()), 4)
+    await store.markRead('alice', [ns[1]!.id])
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 2, 'marking twice changes nothing')
+  })
+
+  t.test(`${name}: markAllRead marks everything up to a seq and keeps ids marked above it read`, async t => {
+    const store = await open(t)
+    const ns = await appendN(store, 6)
+    await store.markRead('alice', [ns[4]!.id])
+    await store.markAllRead('alice', 3)
+    t.same((await query(store)).map(r => r.read), [true, true, true, false, true, false], 'ids marked above the cut stay read')
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 2)
+    t.same(seqs(await query(store, { unreadOnly: true })), [4, 6])
+    await store.markAllRead('alice', 2)
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 2, 'a lower cut never makes anything unread again')
+    await store.append(draft({ title: 'later' }))
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 3, 'a newer notification is unread')
+    await store.markAllRead('alice', await store.lastSeq())
+    t.equal(await store.unreadCount(alice, ALL, Date.now()), 0)
+    t.equal(await store.unreadCount(bob, ALL, Date.now()), 7, 'other users are untouched')
+  })
+
+  t.test(`${name}: retention by count advances prunedThrough`, async t => {
+    const store = await open(t, { maxCount: 3 })
+    await appendN(store, 5)
+    await store.prune(Date.now())
+    t.same(seqs(await query(store)), [3, 4, 5], 'only the newest maxCount are kept')
+    t.equal(await store.prunedThrough(), 2)
+    t.equal(await store.lastSeq(), 5, 'lastSeq is not affected by pruning')
+    await appendN(store, 2)
+    await store.prune(Date.now())
+    t.same(seqs(await query(store)), [5, 6, 7])
+    t.equal(await store.prunedThrough(), 4)
+  })
+
+  t.test(`${name}: retention by age advances prunedThrough`, async t => {
+    const store = await open(t, { maxAgeMs: 60_000 })
+    const old = new Date(Date.now() - 3_600_000).toISOString()
+    await store.append(draft({ title: 'old1', createdAt: old }))
+    await store.append(draft({ title: 'old2', createdAt: old }))
+    await store.append(draft({ title: 'new' }))
+    t.equal(await store.prunedThrough(), 0)
+    await store.prune(Date.now())
+    t.same((await query(store)).map(r => r.title), ['new'])
+    t.equal(await store.prunedThrough(), 2)
+    t.equal(await store.lastSeq(), 3)
+    await store.prune(Date.now())
+    t.equal(await store.prunedThrough(), 2, 'pruning again with nothing old changes nothing')
+  })
+}
