@@ -2,6 +2,11 @@
 export { unifiedNotifications, unifiedNotifications as default } from './plugins/notifications.js'
 export type { UnifiedNotificationsOptions, AuthenticateFn } from './plugins/options.js'
 export { NotificationManager } from './src/manager.js'
+export {
+  dashboardAdapter, adminHealthAdapter, maintenanceProgressAdapter, defineAdapter,
+  MigrationReport, AdapterReport, LegacyEventReport
+} from './adapters/index.js'
+export type { AdapterDefinition, LegacyAdapter, LegacyAdapterOptions, LegacyEventMapping, LegacyOutcome } from './adapters/index.js'
 export type { PublishOptions, PublishOutcome, HistoryOptions, HistoryPage, ManagerStats } from './src/manager.js'
 export * from './src/schemas.js'
 export { RolePolicy, DEFAULT_ROLES, type RoleRules } from './src/policy.js'

@@ -55,7 +55,7 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     // JSON in and out: a text/plain body is 415, not a string that fails validation as 400.
     scope.removeContentTypeParser('text/plain')
     scope.setErrorHandler((err: FastifyError, _request, reply) => { reply.send(toHttpError(err)) })
-    await scope.register(publishRoutes, { manager, auth })
+    await scope.register(publishRoutes, { manager, auth, rateLimit: opts.publishRateLimit })
     await scope.register(inboxRoutes, { manager, auth })
     await scope.register(opsRoutes, { manager, auth })
     await scope.register(websocketRoute, { manager, auth, path: opts.path, heartbeatMs: opts.heartbeatMs })

@@ -31,6 +31,8 @@ export interface UnifiedNotificationsOptions {
   retention?: Partial<Retention>
   /** WebSocket ping interval in ms; a connection that misses two pongs is terminated. */
   heartbeatMs?: number
+  /** REST publish requests allowed per credential in a time window (429 above it); false turns it off. */
+  publishRateLimit?: { max: number, timeWindowMs: number } | false
 }
 
 export interface ResolvedOptions {
@@ -45,13 +47,15 @@ export interface ResolvedOptions {
   limits: Limits
   retention: Retention
   heartbeatMs: number
+  publishRateLimit: { max: number, timeWindowMs: number } | false
 }
 
 export const DEFAULTS = {
   store: 'memory',
   broker: 'local',
   path: '/ws',
-  heartbeatMs: 30_000
+  heartbeatMs: 30_000,
+  publishRateLimit: { max: 1000, timeWindowMs: 1000 }
 } as const
 
 function fail (message: string): never {
@@ -100,6 +104,9 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
     path,
     limits: positiveNumbers('limits', opts.limits, DEFAULT_LIMITS),
     retention: positiveNumbers('retention', opts.retention, DEFAULT_RETENTION),
-    heartbeatMs
+    heartbeatMs,
+    publishRateLimit: opts.publishRateLimit === false
+      ? false
+      : positiveNumbers('publishRateLimit', opts.publishRateLimit, DEFAULTS.publishRateLimit)
   }
 }

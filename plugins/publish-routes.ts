@@ -1,23 +1,42 @@
-// POST /api/notifications and /api/notifications/batch: publishing over REST.
-import type { FastifyInstance } from 'fastify'
+// POST /api/notifications and /api/notifications/batch: publishing over REST,
+// rate-limited per credential.
+import { createHash } from 'node:crypto'
+import rateLimit from '@fastify/rate-limit'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { RateLimitedError } from '../src/errors.js'
 import type { NotificationManager } from '../src/manager.js'
 import type { PublishInput, StoredNotification } from '../src/schemas.js'
-import type { Auth } from './auth.js'
+import { bearerToken, type Auth } from './auth.js'
+import type { ResolvedOptions } from './options.js'
 import { batchSchema, publishSchema, type BatchBody } from './rest-schemas.js'
 
 const result = (n: StoredNotification, duplicate: boolean) => ({ id: n.id, seq: n.seq, createdAt: n.createdAt, duplicate })
 
-export async function publishRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth }): Promise<void> {
+// The limit is per credential (an API key or a token), hashed so the key itself is never kept.
+const credentialKey = (request: FastifyRequest) => {
+  const token = bearerToken(request)
+  return token === undefined ? `ip:${request.ip}` : createHash('sha256').update(token).digest('base64url').slice(0, 22)
+}
+
+export async function publishRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth, rateLimit: ResolvedOptions['publishRateLimit'] }): Promise<void> {
   const { manager, auth } = opts
   // Credentials are checked on request, before the body is parsed or validated.
   const onRequest = auth.requirePublisher
+  const config: { rateLimit?: object } = {}
+  if (opts.rateLimit !== false) {
+    await app.register(rateLimit, {
+      global: false,
+      errorResponseBuilder: (_request, context) => new RateLimitedError(context.after)
+    })
+    config.rateLimit = { max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs, keyGenerator: credentialKey }
+  }
 
-  app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, onRequest }, async (request, reply) => {
+  app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, onRequest, config }, async (request, reply) => {
     const { notification, duplicate } = await manager.publish(request.body, { source: 'api' })
     return reply.code(duplicate ? 200 : 202).send(result(notification, duplicate))
   })
 
-  app.post<{ Body: BatchBody }>('/api/notifications/batch', { schema: batchSchema, onRequest }, async (request, reply) => {
+  app.post<{ Body: BatchBody }>('/api/notifications/batch', { schema: batchSchema, onRequest, config }, async (request, reply) => {
     const outcomes = await manager.publishMany(request.body.notifications, { source: 'api' })
     return reply.code(202).send({ results: outcomes.map(o => result(o.notification, o.duplicate)) })
   })

@@ -1,5 +1,6 @@
 // Request and response schemas of the REST API (the notification shapes come from src/schemas.ts).
 import { Type, type Static } from '@sinclair/typebox'
+import { MigrationReport } from '../adapters/migration-report.js'
 import { ClientNotification, PublishInput, PublishResult } from '../src/schemas.js'
 
 export const ErrorResponse = Type.Object({
@@ -66,8 +67,6 @@ export const readSchema = {
   body: ReadBody,
   response: { 200: Type.Object({ unread: Type.Integer() }), ...errors(400, 401, 403, 415) }
 }
-
-const MigrationReport = Type.Record(Type.String(), Type.Unknown(), { description: 'Per adapter, per legacy event: received, published, rejected, lastSeenAt' })
 
 export const statsSchema = {
   tags: ['operations'],

@@ -11,12 +11,14 @@ export const InvalidTokenError = createError<[string]>('UN_INVALID_TOKEN', 'Inva
 export const ForbiddenError = createError<[string]>('UN_FORBIDDEN', '%s', 403)
 export const UnknownRoleError = createError<[string]>('UN_UNKNOWN_ROLE', "Role '%s' is not in the role policy", 403)
 export const NotFoundError = createError<[string]>('UN_NOT_FOUND', '%s', 404)
+export const RateLimitedError = createError<[string]>('UN_RATE_LIMITED', 'Rate limit exceeded, retry in %s', 429)
 export const UnavailableError = createError<[string]>('UN_UNAVAILABLE', '%s', 503)
+export const InvalidLegacyPayloadError = createError<[string, string]>('UN_INVALID_LEGACY_PAYLOAD', "Invalid '%s' payload: %s", 400)
 
 /** Every REST error code above; docs/errors.md must list exactly these (tested). */
 export const REST_ERROR_CODES = [
   BadRequestError, UnknownCategoryError, InvalidPublishError, DataTooLargeError, MissingCredentialsError, InvalidTokenError,
-  ForbiddenError, UnknownRoleError, NotFoundError, UnavailableError
+  ForbiddenError, UnknownRoleError, NotFoundError, RateLimitedError, UnavailableError, InvalidLegacyPayloadError
 ].map(E => new E('x' as never).code)
 
 /** Codes carried by {"type":"error"} frames on the WebSocket. */

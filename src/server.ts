@@ -1,6 +1,7 @@
 // The standalone server: `npm start`. Configuration comes from the environment
 // (see README and docs/operations.md); buildServer() is also what tests use.
 import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -8,6 +9,8 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import closeWithGrace from 'close-with-grace'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { LEGACY_ADAPTERS } from '../adapters/index.js'
+import { legacyRoutes } from '../plugins/legacy-routes.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import type { UnifiedNotificationsOptions } from '../plugins/options.js'
 
@@ -23,6 +26,8 @@ export interface ServerConfig extends Omit<UnifiedNotificationsOptions, 'jwtSecr
   logger?: boolean | FastifyServerOptions['logger']
   /** Largest REST body in bytes (413 above it). */
   bodyLimit: number
+  /** Legacy adapters to enable, fed by POST /api/legacy/<adapter>/<event>: 'dashboard', 'admin-health', 'maintenance'. */
+  legacyAdapters?: string[]
 }
 
 export const DEFAULT_SECRET_FILE = './data/.jwt-secret'
@@ -42,17 +47,33 @@ function list (value: string | undefined): string[] | undefined {
   return value.split(',').map(s => s.trim()).filter(s => s !== '')
 }
 
+/** Checks adapter names against the known adapters; an unknown one fails at startup. */
+export function legacyAdapterNames (names: readonly string[] | undefined): string[] {
+  if (names === undefined) return []
+  if (!Array.isArray(names)) throw new TypeError('legacyAdapters must be an array of adapter names')
+  for (const name of names) {
+    if (!LEGACY_ADAPTERS.has(name)) {
+      throw new TypeError(`NOTIFY_LEGACY_ADAPTERS: unknown adapter '${name}' (known: ${[...LEGACY_ADAPTERS.keys()].join(', ')})`)
+    }
+  }
+  return [...new Set(names)]
+}
+
 /** Reads the documented environment variables; anything unset keeps its default. */
 export function configFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  const port = env.PORT === undefined ? SERVER_DEFAULTS.port : Number(env.PORT)
+  // Decimal digits only: Number() would take '0x50', '1e3' or ' ' (→ 0, a random port). Empty means unset.
+  const port = env.PORT === undefined || env.PORT === '' ? SERVER_DEFAULTS.port : /^\d{1,5}$/.test(env.PORT) ? Number(env.PORT) : NaN
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`PORT must be a port number, got '${env.PORT}'`)
   const apiKeys = list(env.NOTIFY_API_KEYS)
+  const legacyAdapters = list(env.NOTIFY_LEGACY_ADAPTERS)
+  if (legacyAdapters) legacyAdapterNames(legacyAdapters)
   return {
     ...SERVER_DEFAULTS,
     port,
     host: env.HOST ?? SERVER_DEFAULTS.host,
     ...(env.NOTIFY_JWT_SECRET ? { jwtSecret: env.NOTIFY_JWT_SECRET } : {}),
     ...(apiKeys ? { apiKeys } : {}),
+    ...(legacyAdapters ? { legacyAdapters } : {}),
     store: env.NOTIFY_STORE ?? SERVER_DEFAULTS.store,
     broker: env.NOTIFY_BROKER ?? SERVER_DEFAULTS.broker,
     logLevel: env.LOG_LEVEL ?? SERVER_DEFAULTS.logLevel
@@ -78,16 +99,14 @@ export function redactUrl (url: string): string {
 
 export async function buildServer (overrides: Partial<ServerConfig> = {}): Promise<FastifyInstance> {
   const config: ServerConfig = { ...SERVER_DEFAULTS, ...overrides }
+  const enabledAdapters = legacyAdapterNames(config.legacyAdapters)
+  // The request serializer masks ?token= whatever logger options are given: a caller's own options must not bring tokens back.
+  const redactingReq = (req: { method: string, url: string, id?: string, ip?: string }) => ({ method: req.method, url: redactUrl(req.url), ip: req.ip })
   const logger = config.logger === false
     ? false
-    : typeof config.logger === 'object'
-      ? config.logger
-      : {
-          level: config.logLevel,
-          serializers: {
-            req: (req: { method: string, url: string, id?: string, ip?: string }) => ({ method: req.method, url: redactUrl(req.url), ip: req.ip })
-          }
-        }
+    : typeof config.logger === 'object' && config.logger !== null
+      ? { level: config.logLevel, ...config.logger, serializers: { ...config.logger.serializers, req: redactingReq } }
+      : { level: config.logLevel, serializers: { req: redactingReq } }
   const app = Fastify({ logger, bodyLimit: config.bodyLimit })
 
   let jwtSecret = config.jwtSecret
@@ -105,8 +124,14 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, ...pluginOptions } = config
+  const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, ...pluginOptions } = config
   await app.register(unifiedNotifications, { ...pluginOptions, ...(jwtSecret !== undefined ? { jwtSecret } : {}) })
+
+  // Legacy services in other processes: one emitter per enabled adapter, fed by the ingest route.
+  for (const name of enabledAdapters) {
+    await app.register(LEGACY_ADAPTERS.get(name)!, { emitter: new EventEmitter(), forwardLegacyEvents: true })
+  }
+  await app.register(legacyRoutes, { apiKeys: config.apiKeys ?? [] })
   return app
 }
 
