@@ -4,7 +4,7 @@ import websocket from '@fastify/websocket'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { CloseCode, toHttpError } from '../src/errors.js'
+import { CloseCode, UnavailableError, toHttpError } from '../src/errors.js'
 import type { NotificationManager } from '../src/manager.js'
 import { Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
@@ -38,6 +38,8 @@ const CLOSE_GRACE_MS = 2000
 export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
   const { manager, auth } = opts
   const live = new Map<WebSocket, Live>()
+  /** Sessions whose start() (registration, connected, replay) has not finished yet. */
+  const starting = new Set<Session>()
   const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[] }>()
 
   async function closeAll (): Promise<void> {
@@ -69,6 +71,20 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     app.addHook('preClose', closeAll)
   }
 
+  // Per-connection state of this plugin, for the leak checks and the stats route: all back to 0 when every socket is gone.
+  manager.registerInternals('websocket', () => {
+    let expiryTimers = 0
+    let closeTimers = 0
+    let pendingFrames = 0
+    for (const { session } of live.values()) {
+      const held = session.held
+      expiryTimers += held.expiryTimers
+      closeTimers += held.closeTimers
+      pendingFrames += held.pendingFrames
+    }
+    return { sockets: live.size, starting: starting.size, expiryTimers, closeTimers, pendingFrames, wsClients: app.websocketServer.clients.size }
+  })
+
   const heartbeat = setInterval(() => {
     for (const [socket, state] of live) {
       if (state.missedPongs >= 2) {
@@ -88,6 +104,8 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     schema: { querystring: WsQuery, response: { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse } },
     // Runs before the upgrade: a refused client gets an HTTP error and no socket.
     preValidation: async (request) => {
+      // Shutting down: refuse new sessions even on a keep-alive connection that is still open.
+      if (!manager.accepting) throw new UnavailableError('The notification service is shutting down')
       const token = await auth.user(request, (request.query as { token?: string }).token)
       verified.set(request, { token, subscriptions: [] })
     },
@@ -125,6 +143,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       live.delete(socket)
       session.dispose()
     })
-    void session.start()
+    starting.add(session)
+    void session.start().finally(() => starting.delete(session))
   })
 }

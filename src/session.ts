@@ -18,6 +18,8 @@ export interface SocketLike {
   send (data: string): void
   close (code: number, reason?: string): void
   readonly bufferedAmount: number
+  /** Drops the connection at once (ws `terminate()`); used when the peer does not answer a close in time. */
+  terminate? (): void
 }
 
 export interface SessionOptions {
@@ -40,8 +42,14 @@ export interface SessionOptions {
 }
 
 const REPLAY_PAGE = 500
+/** How long a replay may wait for a full send buffer to drain before the client counts as a slow consumer. */
+const REPLAY_DRAIN_MS = 30_000
+/** Live notifications held for a connection still writing its replay. */
+const MAX_PENDING = 10_000
 // setTimeout's ceiling (~24.8 days): longer waits re-arm.
 const MAX_TIMER_MS = 2 ** 31 - 1
+/** After the server closes, how long the peer has to answer before the socket (and its unsent buffer) is dropped. */
+export const CLOSE_GRACE_MS = 2000
 
 export class Session implements Connection {
   readonly id = randomUUID()
@@ -57,6 +65,8 @@ export class Session implements Connection {
   #rateLimitedInARow = 0
   #expiresAt: number | undefined
   #expiryTimer: NodeJS.Timeout | undefined
+  /** Armed by close(): drops a peer that does not read its close frame (a slow consumer), so its buffer is freed. */
+  #closeTimer: NodeJS.Timeout | undefined
   /** Highest seq written to the socket: nothing at or below it is sent again. */
   #lastSent = 0
   /** Live frames that arrived before `connected` and the replay were written. */
@@ -85,6 +95,15 @@ export class Session implements Connection {
     return this.#closed
   }
 
+  /** Per-connection state this session holds, for the leak checks (all zero once the socket is gone). */
+  get held (): { expiryTimers: number, closeTimers: number, pendingFrames: number } {
+    return {
+      expiryTimers: this.#expiryTimer === undefined ? 0 : 1,
+      closeTimers: this.#closeTimer === undefined ? 0 : 1,
+      pendingFrames: this.#pending?.length ?? 0
+    }
+  }
+
   /**
    * Registers the connection, then writes `connected`, the replay and whatever
    * arrived live meanwhile. Live frames are held from the moment of
@@ -107,6 +126,9 @@ export class Session implements Connection {
         lastSeq,
         epoch: manager.store.epoch
       }))
+      // Live delivery starts after lastSeq: anything older is history, not news, for a client that
+      // does not resume (and the client SDK takes lastSeq as its cursor).
+      this.#lastSent = lastSeq
       if (this.opts.since !== undefined) await this.#replay(this.opts.since)
       if (this.#closed) return
       const pending = this.#pending ?? []
@@ -128,6 +150,8 @@ export class Session implements Connection {
     const status = await this.#manager.resumeStatus(since, this.opts.epoch)
     let count = 0
     if (status.replay) {
+      // Within this log: everything after the client's cursor, replayed or live, is sent once.
+      this.#lastSent = since
       const categories = [...this.subscriptions]
       let after = since
       for (;;) {
@@ -140,9 +164,26 @@ export class Session implements Connection {
           count++
         }
         if (page.length < REPLAY_PAGE) break
+        // A long replay waits for the socket to drain rather than tripping the slow-consumer limit.
+        if (!await this.#drained()) return
       }
     }
     this.#write(replayedFrame(count, status.complete))
+  }
+
+  /** Waits until at most half the send buffer is in use; false (and closed 4009) when it never drains. */
+  async #drained (): Promise<boolean> {
+    const limit = this.#manager.limits.sendBufferBytes / 2
+    const deadline = Date.now() + REPLAY_DRAIN_MS
+    while (this.#socket.bufferedAmount > limit) {
+      if (this.#closed) return false
+      if (Date.now() > deadline) {
+        this.close(CloseCode.slowConsumer, 'slow consumer')
+        return false
+      }
+      await new Promise(resolve => setTimeout(resolve, 10))
+    }
+    return !this.#closed
   }
 
   // ---- outgoing ---------------------------------------------------------------------
@@ -150,6 +191,11 @@ export class Session implements Connection {
   deliver (seq: number, frame: string): void {
     if (this.#closed) return
     if (this.#pending) {
+      // Held while connected/replay are written; a connection that cannot start in time is a slow consumer.
+      if (this.#pending.length >= MAX_PENDING) {
+        this.close(CloseCode.slowConsumer, 'slow consumer')
+        return
+      }
       this.#pending.push({ seq, frame })
       return
     }
@@ -312,6 +358,11 @@ export class Session implements Connection {
     if (this.#closed) return
     this.#socket.close(code, reason)
     this.dispose()
+    const socket = this.#socket
+    if (socket.terminate) {
+      this.#closeTimer = setTimeout(() => { this.#closeTimer = undefined; socket.terminate!() }, CLOSE_GRACE_MS)
+      this.#closeTimer.unref()
+    }
   }
 
   /** Releases the session's indexes and timers; called when the socket is gone. */
@@ -321,6 +372,9 @@ export class Session implements Connection {
     this.#pending = undefined
     clearTimeout(this.#expiryTimer)
     this.#expiryTimer = undefined
+    // Called again when the socket is really gone: the close grace is over.
+    clearTimeout(this.#closeTimer)
+    this.#closeTimer = undefined
     this.#manager.registry.remove(this)
   }
 }

@@ -115,3 +115,76 @@ export async function publish (h: Harness, body: Record<string, unknown>): Promi
   if (res.statusCode !== 202 && res.statusCode !== 200) throw new Error(`publish failed: ${res.statusCode} ${res.body}`)
   return res.json()
 }
+
+// ---- added for the socket integration suites (ws-protocol, client, server) ----
+
+/** The server side of every open connection (the ws sockets behind the sessions), e.g. to terminate() them. */
+export function serverSockets (app: FastifyInstance): WebSocket[] {
+  const out: WebSocket[] = []
+  for (const conn of app.notifications.connections()) {
+    const socket = (conn as unknown as { opts?: { socket?: unknown } }).opts?.socket
+    if (socket instanceof WebSocket) out.push(socket)
+  }
+  return out
+}
+
+export interface Refusal {
+  statusCode: number
+  body: Record<string, any>
+  /** Whether the socket opened anyway (it must not). */
+  opened: boolean
+}
+
+/** Attempts an upgrade that the server should refuse; resolves with the HTTP status and the JSON body. */
+export async function refusedUpgrade (url: string, opts: { token?: string, query?: Record<string, string>, headers?: Record<string, string>, ms?: number } = {}): Promise<Refusal> {
+  const u = new URL(url)
+  for (const [k, v] of Object.entries(opts.query ?? {})) u.searchParams.set(k, v)
+  const headers = { ...opts.headers, ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) }
+  const ws = new WebSocket(u, { headers })
+  let opened = false
+  ws.on('open', () => { opened = true; ws.terminate() })
+  return new Promise<Refusal>((resolve, reject) => {
+    const timer = setTimeout(() => { ws.terminate(); reject(new Error('upgrade was neither refused nor accepted in time')) }, opts.ms ?? 3000)
+    ws.on('error', err => { clearTimeout(timer); reject(err) })
+    ws.on('close', () => { if (opened) { clearTimeout(timer); reject(new Error('the socket opened: the upgrade was not refused')) } })
+    ws.on('unexpected-response', (req, res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        clearTimeout(timer)
+        const text = Buffer.concat(chunks).toString('utf8')
+        let body: Record<string, any>
+        try { body = JSON.parse(text) } catch { body = { unparsed: text } }
+        req.destroy()
+        resolve({ statusCode: res.statusCode ?? 0, body, opened })
+      })
+    })
+  })
+}
+
+/** Publishes through the REST API over the real port (not inject), with the API key. */
+export async function publishHttp (h: Harness, body: Record<string, unknown>): Promise<{ id: string, seq: number, createdAt: string, duplicate: boolean }> {
+  const res = await fetch(`${h.http}/api/notifications`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body)
+  })
+  const text = await res.text()
+  if (res.status !== 202 && res.status !== 200) throw new Error(`publish failed: ${res.status} ${text}`)
+  return JSON.parse(text)
+}
+
+export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
+
+/** `promise`, or a rejection naming `what` after `ms`; the timer is cleared either way, so nothing lingers. */
+export async function within<T> (promise: Promise<T>, ms: number, what = 'the operation'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -91,6 +91,8 @@ export function createClient (opts: ClientOptions): NotificationClient {
 
   async function connect (): Promise<void> {
     const token = typeof opts.token === 'function' ? await opts.token() : opts.token
+    // close() may have been called while the token was being fetched.
+    if (stopped) return
     const url = new URL(opts.url)
     url.searchParams.set('token', token)
     if (lastSeq !== undefined) url.searchParams.set('since', String(lastSeq))

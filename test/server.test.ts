@@ -1,0 +1,201 @@
+// The standalone server: configuration from the environment, the default SQLite
+// store across restarts, credentials kept out of the logs, `npm run token`, and
+// the real process (start, /health, SIGTERM → exit 0).
+import { spawn, execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { buildServer, configFromEnv, SERVER_DEFAULTS } from '../src/server.js'
+import { createTokenVerifier, signToken } from '../src/tokens.js'
+import {
+  API_KEY, SECRET, build, connect, publish, publishHttp, refusedUpgrade, sleep, within
+} from './helper.js'
+
+const ROOT = resolve(import.meta.dirname, '..')
+// `npx tsx` runs this binary through `sh -c`, which does not pass SIGTERM on; spawn it directly.
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
+
+t.test('configFromEnv maps the documented variables', async t => {
+  const c = configFromEnv({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    NOTIFY_JWT_SECRET: 'an-env-secret-0123456789',
+    NOTIFY_API_KEYS: 'key-a, key-b,,key-c ',
+    NOTIFY_STORE: 'sqlite:/var/lib/n.db',
+    NOTIFY_BROKER: 'local',
+    LOG_LEVEL: 'debug'
+  })
+  t.equal(c.port, 8080)
+  t.equal(c.host, '0.0.0.0')
+  t.equal(c.jwtSecret, 'an-env-secret-0123456789')
+  t.strictSame(c.apiKeys, ['key-a', 'key-b', 'key-c'], 'comma list, trimmed, empties dropped')
+  t.equal(c.store, 'sqlite:/var/lib/n.db')
+  t.equal(c.broker, 'local')
+  t.equal(c.logLevel, 'debug')
+  t.equal(configFromEnv({ NOTIFY_STORE: 'memory' }).store, 'memory')
+  t.equal(configFromEnv({ NOTIFY_BROKER: 'redis://127.0.0.1:6379' }).broker, 'redis://127.0.0.1:6379')
+  t.equal(configFromEnv({ PORT: '0' }).port, 0, 'port 0: any free port')
+})
+
+t.test('configFromEnv defaults', async t => {
+  const c = configFromEnv({})
+  t.equal(c.port, 3000)
+  t.equal(c.host, '127.0.0.1')
+  t.equal(c.store, 'sqlite:./data/notifications.db')
+  t.equal(c.broker, 'local')
+  t.equal(c.logLevel, 'info')
+  t.notOk('jwtSecret' in c, 'no secret: the server makes a development one')
+  t.notOk('apiKeys' in c)
+  t.equal(configFromEnv({ NOTIFY_API_KEYS: ' , ' }).apiKeys?.length ?? 0, 0, 'an empty list is no keys')
+  t.equal(configFromEnv({ PORT: '' }).port, SERVER_DEFAULTS.port, 'an empty PORT is unset, not port 0')
+})
+
+t.test('configFromEnv rejects a bad PORT', async t => {
+  for (const bad of ['abc', '-1', '65536', '80.5', '0x50', '1e3', '80abc', ' ']) {
+    t.throws(() => configFromEnv({ PORT: bad }), TypeError, `PORT='${bad}'`)
+  }
+})
+
+t.test('SQLite store (the default kind) keeps history and seq across a restart', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'un-sqlite-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const store = `sqlite:${join(dir, 'n.db')}`
+
+  const first = await build(t, { store })
+  const a = await publish(first, { category: 'dashboard', title: 'first' })
+  const b = await publish(first, { category: 'system', title: 'second', audience: { users: ['alice'] } })
+  await publish(first, { category: 'admin', title: 'admins only' })
+  const alice = await connect(first.ws, { token: await first.token('alice') })
+  const before = await alice.next()
+  t.equal(before.lastSeq, 3)
+  const read = await alice.request({ type: 'mark_read', ids: [a.id] })
+  t.strictSame(read.result, { unread: 1 })
+  alice.close()
+  await first.app.close()
+
+  const second = await build(t, { store })
+  const again = await connect(second.ws, { token: await second.token('alice'), query: { since: '0' } })
+  const connected = await again.next()
+  t.equal(connected.lastSeq, 3, 'lastSeq survives')
+  t.equal(connected.epoch, before.epoch, 'same file, same log, same epoch')
+  t.equal(connected.unread, 1, 'read marks survive')
+  const replay = [await again.next(), await again.next(), await again.next()]
+  t.strictSame(replay.map(f => f.notification?.id), [a.id, b.id, undefined])
+  t.same(replay[2], { type: 'replayed', count: 2, complete: true }, 'a cursor from before the restart resumes completely')
+  const hist = await again.request({ type: 'request_notification_history' })
+  t.strictSame(hist.result.notifications.map((n: any) => [n.id, n.read]), [[b.id, false], [a.id, true]], 'history still there')
+  const c = await publish(second, { category: 'dashboard', title: 'after restart' })
+  t.equal(c.seq, 4, 'seq continues')
+  t.equal((await again.nextOf('notification')).notification.id, c.id)
+  again.close()
+})
+
+t.test('tokens are never logged; connect and publish are', async t => {
+  const lines: string[] = []
+  const stream = { write (chunk: string) { lines.push(chunk) } }
+  const app = await buildServer({ jwtSecret: SECRET, apiKeys: [API_KEY], store: 'memory', logger: { level: 'trace', stream } })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  const h = {
+    app,
+    port: address.port,
+    http: `http://127.0.0.1:${address.port}`,
+    ws: `ws://127.0.0.1:${address.port}/ws`,
+    token: (sub: string, role = 'user') => signToken(SECRET, { sub, role, expiresIn: '1h' })
+  }
+  const viaQuery = await h.token('alice')
+  const viaHeader = await h.token('bob')
+  const rejected = await signToken('some-other-secret-0123456789', { sub: 'eve', role: 'user' })
+  const q = await connect(h.ws, { query: { token: viaQuery } })
+  const hd = await connect(h.ws, { token: viaHeader })
+  const qc = await q.next()
+  const hc = await hd.next()
+  const refused = await refusedUpgrade(h.ws, { query: { token: rejected } })
+  t.equal(refused.statusCode, 401)
+  const refusedHeader = await refusedUpgrade(h.ws, { token: rejected })
+  t.equal(refusedHeader.statusCode, 401)
+  const sent = await publishHttp(h as never, { category: 'dashboard', title: 'logged' })
+  await q.nextOf('notification')
+  await hd.nextOf('notification')
+  const refresh = await q.request({ type: 'refresh', token: await h.token('alice') })
+  t.equal(refresh.type, 'reply')
+  q.close(); hd.close()
+  await sleep(50)
+
+  const text = lines.join('')
+  t.ok(lines.length > 5, 'something was logged')
+  for (const [label, secret] of [['?token=', viaQuery], ['Authorization header', viaHeader], ['refused token', rejected], ['API key', API_KEY], ['JWT secret', SECRET]] as const) {
+    t.notOk(text.includes(secret), `${label}: not in the logs`)
+  }
+  const records = lines.flatMap(l => l.split('\n')).filter(l => l.trim() !== '').map(l => JSON.parse(l) as Record<string, any>)
+  const wsRequests = records.filter(r => typeof r.req?.url === 'string' && r.req.url.startsWith('/ws'))
+  t.ok(wsRequests.length >= 2, 'the upgrade requests are logged')
+  t.ok(wsRequests.some(r => r.req.url.includes('token=[redacted]')), 'with the token masked')
+  const opened = records.filter(r => r.msg === 'connection opened')
+  t.strictSame(opened.map(r => r.sessionId).sort(), [qc.sessionId, hc.sessionId].sort(), 'connect lines carry the sessionId')
+  t.strictSame(opened.map(r => r.userId).sort(), ['alice', 'bob'])
+  const published = records.find(r => r.msg === 'notification published')
+  t.ok(published, 'a publish line')
+  t.equal(published?.id, sent.id)
+  t.equal(published?.seq, sent.seq)
+  t.equal(published?.category, 'dashboard')
+  t.equal(published?.recipients, 2)
+})
+
+t.test('npm run token prints a token the server accepts', async t => {
+  const run = promisify(execFile)
+  const { stdout } = await run('npx', ['tsx', 'scripts/token.ts', '--user', 'alice', '--role', 'user'], {
+    cwd: ROOT,
+    env: { ...process.env, NOTIFY_JWT_SECRET: SECRET },
+    timeout: 20_000
+  })
+  const token = stdout.trim()
+  t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'one JWT on stdout')
+  const verified = await createTokenVerifier(SECRET)(token)
+  t.same(verified.user, { id: 'alice', role: 'user' })
+  t.ok(verified.expiresAt !== undefined && verified.expiresAt > Date.now() + 50 * 60_000, 'expires in about an hour')
+  await t.rejects(createTokenVerifier('another-secret-0123456789')(token), 'signed with NOTIFY_JWT_SECRET, not anything else')
+})
+
+t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM', async t => {
+  const child = spawn(TSX, ['src/server.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', NOTIFY_STORE: 'memory', NOTIFY_JWT_SECRET: SECRET, NOTIFY_API_KEYS: API_KEY, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const port = await within(new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', code => reject(new Error(`server exited early (${code}): ${err}`)))
+  }), 20_000, 'the server listening')
+
+  let health = 0
+  for (let i = 0; i < 50 && health !== 200; i++) {
+    health = await fetch(`http://127.0.0.1:${port}/health`).then(r => r.status, () => 0)
+    if (health !== 200) await sleep(100)
+  }
+  t.equal(health, 200, '/health 200')
+  const c = await connect(`ws://127.0.0.1:${port}/ws`, { token: await signToken(SECRET, { sub: 'alice', role: 'user' }) })
+  t.equal((await c.next()).type, 'connected')
+
+  child.kill('SIGTERM')
+  const { code, signal } = await within(exited, 10_000, 'exit after SIGTERM')
+  t.equal(code, 0, 'exit code 0')
+  t.equal(signal, null)
+  t.equal((await within(c.closed, 2000, 'socket close')).code, 1001, 'open sockets were closed with 1001')
+  t.match(out, /"signal":"SIGTERM"/, 'logged the shutdown')
+})
