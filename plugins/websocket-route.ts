@@ -9,6 +9,7 @@ import type { NotificationManager } from '../src/manager.js'
 import { Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
 import type { Auth } from './auth.js'
+import { WsTransport } from './ws-transport.js'
 import { ErrorResponse } from './rest-schemas.js'
 
 const WsQuery = Type.Object({
@@ -124,7 +125,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     const q = request.query
     const session = new Session({
       manager,
-      socket,
+      socket: new WsTransport(socket),
       user: token.user,
       ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
       subscriptions,

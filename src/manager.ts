@@ -13,8 +13,8 @@ import {
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import type { Logger } from './logger.js'
 import { RolePolicy } from './policy.js'
-import { legacyFrame, notificationFrame } from './protocol.js'
-import { ConnectionRegistry, type Connection } from './registry.js'
+import { legacyFrame, notificationFrame, type SharedFrame } from './protocol.js'
+import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
 import { MAX_DATA_BYTES, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
 import { isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
 
@@ -66,6 +66,15 @@ export interface ManagerStats {
 /** A provider of one adapter's migration counters (see adapters/). */
 export type MigrationReportProvider = () => unknown
 
+/** A provider of one component's per-connection state sizes (e.g. the WebSocket plugin's sockets and timers). */
+export type InternalsProvider = () => Record<string, number>
+
+/** Sizes of every index, timer and per-connection table: all return to their baseline when connections go. */
+export interface InternalSizes {
+  registry: Omit<RegistrySizes, 'subscriptions'> & { subscriptions: number }
+  [component: string]: Record<string, number>
+}
+
 export interface ManagerOptions {
   store: HistoryStore
   broker: Broker
@@ -82,6 +91,7 @@ export class NotificationManager {
   readonly limits: Limits
   readonly log: Logger
   readonly #reports = new Map<string, MigrationReportProvider>()
+  readonly #internals = new Map<string, InternalsProvider>()
   #published = 0
   #duplicates = 0
   #delivered = 0
@@ -199,11 +209,11 @@ export class NotificationManager {
     if (isExpired(n, Date.now())) return
     const recipients = this.registry.recipients(n)
     if (recipients.length > 0) {
-      // Serialised once; every recipient gets the same string.
-      const frame = notificationFrame(toClient(n, false))
+      // Serialised once; every recipient gets the same frame object (and the transport frames it once).
+      const frame: SharedFrame = { text: notificationFrame(toClient(n, false)) }
       for (const conn of recipients) conn.deliver(n.seq, frame)
       if (message.legacy) {
-        const legacy = legacyFrame(message.legacy.event, message.legacy.data)
+        const legacy: SharedFrame = { text: legacyFrame(message.legacy.event, message.legacy.data) }
         for (const conn of recipients) if (conn.legacy) conn.deliverLegacy(legacy)
       }
     }
@@ -288,6 +298,19 @@ export class NotificationManager {
   migration (): Record<string, unknown> {
     const out: Record<string, unknown> = {}
     for (const [name, provider] of this.#reports) out[name] = provider()
+    return out
+  }
+
+  /** Lets a component (the WebSocket plugin) report the sizes of its per-connection state. */
+  registerInternals (component: string, provider: InternalsProvider): void {
+    this.#internals.set(component, provider)
+  }
+
+  /** Sizes of the registry's indexes and of every registered component's per-connection state. */
+  sizes (): InternalSizes {
+    const { subscriptions, ...registry } = this.registry.sizes()
+    const out: InternalSizes = { registry: { ...registry, subscriptions: Object.values(subscriptions).reduce((a, b) => a + b, 0) } }
+    for (const [name, provider] of this.#internals) out[name] = provider()
     return out
   }
 

@@ -72,6 +72,15 @@ export function connectedFrame (f: Omit<ConnectedFrame, 'type' | 'protocol'>): s
   return JSON.stringify({ type: 'connected', protocol: PROTOCOL_VERSION, ...f })
 }
 
+/**
+ * A frame serialised once and written to many sockets. A transport may cache
+ * its own wire encoding of `text` in `wire`, so a broadcast is also framed once.
+ */
+export interface SharedFrame {
+  readonly text: string
+  wire?: unknown
+}
+
 /** One string per notification, shared by every recipient. */
 export function notificationFrame (n: ClientNotification): string {
   return '{"type":"notification","notification":' + JSON.stringify(n) + '}'

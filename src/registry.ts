@@ -1,6 +1,7 @@
 // Live connections indexed by user, role and category, so a delivery touches
 // only its recipients. The maps mirror each other: a connection knows its own
 // keys, so removing it is one call, and empty sets are deleted.
+import type { SharedFrame } from './protocol.js'
 import type { StoredNotification, User } from './schemas.js'
 
 /** What the registry and the manager need of a live connection. */
@@ -10,10 +11,10 @@ export interface Connection {
   readonly subscriptions: ReadonlySet<string>
   /** Opened with legacy=1: also wants {"type":"legacy"} frames. */
   readonly legacy: boolean
-  /** Sends a serialised notification frame (deduplicated by seq inside). */
-  deliver (seq: number, frame: string): void
-  /** Sends a serialised legacy frame. */
-  deliverLegacy (frame: string): void
+  /** Sends a notification frame shared by every recipient (deduplicated by seq inside). */
+  deliver (seq: number, frame: SharedFrame): void
+  /** Sends a legacy frame shared by every recipient. */
+  deliverLegacy (frame: SharedFrame): void
 }
 
 export interface RegistrySizes {
@@ -21,6 +22,8 @@ export interface RegistrySizes {
   users: number
   roles: number
   categories: number
+  /** Connections with a key set of their own (mirrors `connections`). */
+  indexed: number
   /** Subscribed connections per category. */
   subscriptions: Record<string, number>
 }
@@ -142,6 +145,7 @@ export class ConnectionRegistry {
       users: this.#byUser.size,
       roles: this.#byRole.size,
       categories: this.#byCategory.size,
+      indexed: this.#categoriesOf.size,
       subscriptions
     }
   }

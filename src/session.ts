@@ -6,7 +6,7 @@ import { CloseCode, FrameErrorCode, PermissionError, ValidationError } from './e
 import type { Logger } from './logger.js'
 import type { NotificationManager } from './manager.js'
 import {
-  connectedFrame, errorFrame, notificationFrame, parseClientFrame, replayedFrame, replyFrame
+  connectedFrame, errorFrame, notificationFrame, parseClientFrame, replayedFrame, replyFrame, type SharedFrame
 } from './protocol.js'
 import type { Connection } from './registry.js'
 import type { ClientFrame, User } from './schemas.js'
@@ -16,6 +16,8 @@ import { TokenError, type TokenVerifier } from './tokens.js'
 /** The little of a WebSocket that a session needs. */
 export interface SocketLike {
   send (data: string): void
+  /** Writes a frame shared with other sockets; transports that can reuse one encoding implement it. */
+  sendShared? (frame: SharedFrame): void
   close (code: number, reason?: string): void
   readonly bufferedAmount: number
   /** Drops the connection at once (ws `terminate()`); used when the peer does not answer a close in time. */
@@ -70,7 +72,7 @@ export class Session implements Connection {
   /** Highest seq written to the socket: nothing at or below it is sent again. */
   #lastSent = 0
   /** Live frames that arrived before `connected` and the replay were written. */
-  #pending: Array<{ seq: number, frame: string, legacy?: true }> | undefined = []
+  #pending: Array<{ seq: number, frame: SharedFrame, legacy?: true }> | undefined = []
   #closed = false
   /** Client frames are handled one at a time, in arrival order, after start() finished. */
   #queue: Promise<void>
@@ -188,7 +190,7 @@ export class Session implements Connection {
 
   // ---- outgoing ---------------------------------------------------------------------
 
-  deliver (seq: number, frame: string): void {
+  deliver (seq: number, frame: SharedFrame): void {
     if (this.#closed) return
     if (this.#pending) {
       // Held while connected/replay are written; a connection that cannot start in time is a slow consumer.
@@ -204,7 +206,7 @@ export class Session implements Connection {
     this.#write(frame)
   }
 
-  deliverLegacy (frame: string): void {
+  deliverLegacy (frame: SharedFrame): void {
     if (this.#closed) return
     if (this.#pending) {
       // Legacy frames are never replayed, so the seq high-water mark does not apply to them.
@@ -214,14 +216,16 @@ export class Session implements Connection {
     this.#write(frame)
   }
 
-  #write (frame: string): void {
+  #write (frame: string | SharedFrame): void {
     if (this.#closed) return
     if (this.#socket.bufferedAmount > this.#manager.limits.sendBufferBytes) {
       this.#log.warn({ bufferedAmount: this.#socket.bufferedAmount }, 'slow consumer: closing')
       this.close(CloseCode.slowConsumer, 'slow consumer')
       return
     }
-    this.#socket.send(frame)
+    if (typeof frame === 'string') this.#socket.send(frame)
+    else if (this.#socket.sendShared) this.#socket.sendShared(frame)
+    else this.#socket.send(frame.text)
   }
 
   // ---- incoming ---------------------------------------------------------------------

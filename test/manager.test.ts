@@ -5,6 +5,7 @@ import { LocalBroker } from '../src/brokers/local-broker.js'
 import { PermissionError, ValidationError } from '../src/errors.js'
 import { NotificationManager } from '../src/manager.js'
 import { RolePolicy } from '../src/policy.js'
+import type { SharedFrame } from '../src/protocol.js'
 import type { Connection } from '../src/registry.js'
 import type { StoredNotification, User } from '../src/schemas.js'
 import type { AppendResult, Draft, Retention } from '../src/stores/history-store.js'
@@ -34,10 +35,13 @@ let counter = 0
 interface FakeConnection extends Connection {
   frames: Array<{ seq: number, frame: string }>
   legacyFrames: string[]
+  /** The frame objects as delivered: one object shared by every recipient. */
+  sharedFrames: SharedFrame[]
 }
 function fake (user: User, subscriptions: string[], legacy = false): FakeConnection {
   const frames: Array<{ seq: number, frame: string }> = []
   const legacyFrames: string[] = []
+  const sharedFrames: SharedFrame[] = []
   return {
     id: `conn-${++counter}`,
     user,
@@ -45,8 +49,12 @@ function fake (user: User, subscriptions: string[], legacy = false): FakeConnect
     legacy,
     frames,
     legacyFrames,
-    deliver (seq, frame) { frames.push({ seq, frame }) },
-    deliverLegacy (frame) { legacyFrames.push(frame) }
+    sharedFrames,
+    deliver (seq, frame) {
+      sharedFrames.push(frame)
+      frames.push({ seq, frame: frame.text })
+    },
+    deliverLegacy (frame) { legacyFrames.push(frame.text) }
   }
 }
 
@@ -233,6 +241,8 @@ t.test('deliver() serialises once and every recipient gets the identical frame w
     t.equal(frames[0]!.frame, frame, 'the identical string')
     t.equal(frames[0]!.seq, 9)
   }
+  const shared = conns[0]!.sharedFrames[0]
+  for (const c of conns) t.equal(c.sharedFrames[0], shared, 'the same frame object, so a transport can frame it once')
   t.same(outsider.frames, [], 'not in the audience')
   t.same(unsubscribed.frames, [], 'not subscribed to the category')
   const parsed = JSON.parse(frame)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { SharedFrame } from '../src/protocol.js'
 import { ConnectionRegistry, type Connection } from '../src/registry.js'
 
 let counter = 0
@@ -16,8 +17,8 @@ function fake (userId: string, role: string, subscriptions: string[] = ['system'
     subscriptions: new Set(subscriptions),
     legacy: false,
     frames,
-    deliver (_seq: number, frame: string) { frames.push(frame) },
-    deliverLegacy (frame: string) { frames.push(frame) }
+    deliver (_seq: number, frame: SharedFrame) { frames.push(frame.text) },
+    deliverLegacy (frame: SharedFrame) { frames.push(frame.text) }
   }
 }
 
@@ -113,7 +114,7 @@ t.test('subscribe on a connection that is not registered does nothing', async t 
   const a = fake('alice', 'user')
   r.subscribe(a, ['system'])
   r.unsubscribe(a, ['system'])
-  t.same(r.sizes(), { connections: 0, users: 0, roles: 0, categories: 0, subscriptions: {} })
+  t.same(r.sizes(), { connections: 0, users: 0, roles: 0, categories: 0, indexed: 0, subscriptions: {} })
   t.same(r.recipients({ category: 'system' }), [])
 })
 
@@ -123,14 +124,14 @@ t.test('remove() deletes the connection from every index and deletes empty sets'
   const b = fake('bob', 'viewer', ['system'])
   r.add(a)
   r.add(b)
-  t.same(r.sizes(), { connections: 2, users: 2, roles: 2, categories: 2, subscriptions: { dashboard: 1, system: 1 } })
+  t.same(r.sizes(), { connections: 2, users: 2, roles: 2, categories: 2, indexed: 2, subscriptions: { dashboard: 1, system: 1 } })
   t.equal(r.has(a), true)
   t.equal(r.get(a.id), a)
   r.remove(a)
   t.equal(r.has(a), false)
   t.equal(r.get(a.id), undefined)
   t.equal(r.ofUser('alice').size, 0)
-  t.same(r.sizes(), { connections: 1, users: 1, roles: 1, categories: 1, subscriptions: { system: 1 } })
+  t.same(r.sizes(), { connections: 1, users: 1, roles: 1, categories: 1, indexed: 1, subscriptions: { system: 1 } })
   t.same(r.recipients({ category: 'dashboard', audience: { users: ['alice'] } }), [])
   r.remove(a)
   t.same(r.sizes().connections, 1, 'removing twice is harmless')
@@ -184,7 +185,7 @@ t.test('sizes() returns to zero after add/subscribe/unsubscribe/remove churn of 
   for (const c of conns.filter((_, i) => i % 4 === 0)) r.add(c)
   t.equal(r.sizes().connections, 150)
   for (const c of conns) r.remove(c)
-  t.same(r.sizes(), { connections: 0, users: 0, roles: 0, categories: 0, subscriptions: {} })
+  t.same(r.sizes(), { connections: 0, users: 0, roles: 0, categories: 0, indexed: 0, subscriptions: {} })
   t.same([...r.all()], [])
   for (const c of categories) t.same(r.recipients({ category: c }), [])
 })

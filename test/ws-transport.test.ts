@@ -1,0 +1,43 @@
+// The shared-frame path: a broadcast is framed once and the same bytes go to
+// every socket; with compression negotiated it falls back to ws's own send.
+import websocket from '@fastify/websocket'
+import Fastify from 'fastify'
+import t from 'tap'
+import { unifiedNotifications } from '../plugins/notifications.js'
+import { signToken } from '../src/tokens.js'
+import { API_KEY, SECRET, build, connect, publish } from './helper.js'
+
+t.test('a broadcast framed once arrives intact at every socket, small and large', async t => {
+  const h = await build(t)
+  const clients = await Promise.all(['a', 'b', 'c'].map(async u => connect(h.ws, { token: await h.token(u) })))
+  for (const c of clients) await c.nextOf('connected')
+  const big = 'x'.repeat(15_000)
+  const sent = [
+    await publish(h, { category: 'system', title: 't' }),
+    await publish(h, { category: 'system', title: 'big', message: 'é'.repeat(2000), data: { big } })
+  ]
+  for (const c of clients) {
+    const first = await c.nextOf('notification')
+    const second = await c.nextOf('notification')
+    t.same([first.notification.id, second.notification.id], sent.map(s => s.id))
+    t.equal(second.notification.message, 'é'.repeat(2000), 'multi-byte text survives the shared encoding')
+    t.equal(second.notification.data.big, big)
+  }
+  for (const c of clients) c.close()
+})
+
+t.test('with permessage-deflate negotiated (host app enabled it) notifications still arrive, compressed by ws', async t => {
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(websocket, { options: { perMessageDeflate: true } })
+  await app.register(unifiedNotifications, { jwtSecret: SECRET, store: 'memory', apiKeys: [API_KEY] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address() as { port: number }
+  const c = await connect(`ws://127.0.0.1:${address.port}/ws`, { token: await signToken(SECRET, { sub: 'alice', role: 'user' }) })
+  t.match(c.ws.extensions, /permessage-deflate/, 'compression was negotiated')
+  await c.nextOf('connected')
+  const res = await app.inject({ method: 'POST', url: '/api/notifications', headers: { authorization: `Bearer ${API_KEY}` }, payload: { category: 'system', title: 'compressed' } })
+  t.equal(res.statusCode, 202)
+  t.equal((await c.nextOf('notification')).notification.title, 'compressed')
+  c.close()
+})
