@@ -122,7 +122,8 @@ export async function publish (h: Harness, body: Record<string, unknown>): Promi
 export function serverSockets (app: FastifyInstance): WebSocket[] {
   const out: WebSocket[] = []
   for (const conn of app.notifications.connections()) {
-    const socket = (conn as unknown as { opts?: { socket?: unknown } }).opts?.socket
+    // The session's socket is the ws transport (plugins/ws-transport.ts) around the ws socket.
+    const socket = (conn as unknown as { opts?: { socket?: { ws?: unknown } } }).opts?.socket?.ws
     if (socket instanceof WebSocket) out.push(socket)
   }
   return out
