@@ -26,6 +26,11 @@ declare module 'fastify' {
 
 export const PLUGIN_NAME = 'unified-notifications'
 
+/** How often retention runs: a quarter of the age limit, between 50 ms and a minute. */
+export function pruneIntervalMs (maxAgeMs: number): number {
+  return Math.min(60_000, Math.max(50, Math.floor(maxAgeMs / 4)))
+}
+
 async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: UnifiedNotificationsOptions): Promise<void> {
   const opts = resolveOptions(rawOptions)
   const policy = new RolePolicy(opts.categories, opts.roles)
@@ -37,7 +42,15 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     limits: opts.limits
   })
   await manager.start()
-  app.addHook('onClose', async () => { await manager.close() })
+  // Retention by age needs a clock, not only appends: a quiet log is pruned too (count is also enforced on append).
+  const pruneTimer = setInterval(() => {
+    manager.store.prune(Date.now()).catch(err => app.log.error({ err }, 'history retention failed'))
+  }, pruneIntervalMs(opts.retention.maxAgeMs))
+  pruneTimer.unref()
+  app.addHook('onClose', async () => {
+    clearInterval(pruneTimer)
+    await manager.close()
+  })
   app.decorate('notifications', manager)
 
   const auth = new Auth({

@@ -10,7 +10,7 @@ export async function opsRoutes (app: FastifyInstance, opts: { manager: Notifica
   const onRequest = auth.requirePublisher
 
   app.get('/api/notifications/stats', { schema: statsSchema, onRequest }, async () => {
-    return { ...manager.stats(), migration: manager.migration() }
+    return { ...manager.stats(), migration: manager.migration(), internals: manager.sizes() }
   })
 
   app.get('/api/notifications/migration', { schema: migrationSchema, onRequest }, async () => {

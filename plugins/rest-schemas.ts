@@ -80,7 +80,10 @@ export const statsSchema = {
       published: Type.Integer(),
       duplicates: Type.Integer(),
       delivered: Type.Integer(),
-      migration: MigrationReport
+      migration: MigrationReport,
+      internals: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer()), {
+        description: 'Sizes of the registry indexes and of per-connection state (sockets, starting sessions, timers, held frames): all return to 0 when no connection is open'
+      })
     }),
     ...errors(401, 403)
   }

@@ -49,4 +49,9 @@ export class WsTransport implements SocketLike {
   close (code: number, reason: string): void {
     this.ws.close(code, reason)
   }
+
+  /** Drops a peer that did not answer the close in time (a slow consumer), freeing its send buffer. */
+  terminate (): void {
+    this.ws.terminate()
+  }
 }

@@ -74,6 +74,8 @@ export class Session implements Connection {
   /** Live frames that arrived before `connected` and the replay were written. */
   #pending: Array<{ seq: number, frame: SharedFrame, legacy?: true }> | undefined = []
   #closed = false
+  /** A policy close (4008) is queued behind the answers already owed; no further frame is read. */
+  #closing = false
   /** Client frames are handled one at a time, in arrival order, after start() finished. */
   #queue: Promise<void>
   #resolveStarted!: () => void
@@ -232,11 +234,11 @@ export class Session implements Connection {
 
   /** Entry point for every client message. Never throws. */
   onMessage (data: Buffer | string, isBinary: boolean): void {
-    if (this.#closed) return
+    if (this.#closed || this.#closing) return
     if (!this.#requests.take()) {
       this.#rateLimitedInARow++
       if (this.#rateLimitedInARow > this.#manager.limits.rateLimitedBeforeClose) {
-        this.close(CloseCode.policy, 'request rate limit exceeded')
+        this.#closeAfterReplies(CloseCode.policy, 'request rate limit exceeded')
         return
       }
       this.#reply(errorFrame(undefined, FrameErrorCode.rateLimited, 'Too many requests: slow down'))
@@ -258,11 +260,17 @@ export class Session implements Connection {
 
   #badFrame (id: string | undefined, code: FrameErrorCode, message: string): void {
     if (!this.#badFrames.take()) {
-      this.close(CloseCode.policy, 'too many bad frames')
+      this.#closeAfterReplies(CloseCode.policy, 'too many bad frames')
       return
     }
     this.#log.debug({ code }, 'bad frame')
     this.#reply(errorFrame(id, code, message))
+  }
+
+  /** Closes once every answer owed (replies, rate_limited, bad_request) is written, so the client sees why. */
+  #closeAfterReplies (code: number, reason: string): void {
+    this.#closing = true
+    this.#queue = this.#queue.then(() => this.close(code, reason))
   }
 
   /** Writes after every earlier request is answered (and after `connected`), so answers keep request order. */

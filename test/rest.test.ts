@@ -319,7 +319,13 @@ t.test('GET /api/notifications/stats and /migration: API key or admin only', asy
   }
   const stats = await get(h, '/api/notifications/stats', apiKey)
   t.equal(stats.statusCode, 200)
-  t.same(stats.json(), { connections: 0, users: 0, subscriptions: {}, published: 1, duplicates: 1, delivered: 0, migration: {} })
+  t.same(stats.json(), {
+    connections: 0, users: 0, subscriptions: {}, published: 1, duplicates: 1, delivered: 0, migration: {},
+    internals: {
+      registry: { connections: 0, users: 0, roles: 0, categories: 0, indexed: 0, subscriptions: 0 },
+      websocket: { sockets: 0, starting: 0, expiryTimers: 0, closeTimers: 0, pendingFrames: 0, wsClients: 0 }
+    }
+  })
   // A provider in the shape the adapters report (adapters/migration-report.ts).
   const report = {
     forwardLegacyEvents: false,
@@ -333,7 +339,7 @@ t.test('GET /api/notifications/stats and /migration: API key or admin only', asy
   const adminStats = await get(h, '/api/notifications/stats', bearer(await h.token('root', 'admin')))
   t.equal(adminStats.statusCode, 200)
   t.same(adminStats.json().migration, { dashboard: report })
-  t.same(Object.keys(adminStats.json()).sort(), ['connections', 'delivered', 'duplicates', 'migration', 'published', 'subscriptions', 'users'])
+  t.same(Object.keys(adminStats.json()).sort(), ['connections', 'delivered', 'duplicates', 'internals', 'migration', 'published', 'subscriptions', 'users'])
 })
 
 t.test('GET /health is 200 when store and broker answer', async t => {

@@ -1,0 +1,199 @@
+// Medians, ratios against raw ws, the console/markdown tables and the SVG chart.
+
+/** What is reported per (server, N); `path` reads a run record. */
+export const METRICS = [
+  { id: 'connectPerSec', label: 'connections opened /s', path: r => r.connect?.perSec, better: 'higher' },
+  { id: 'rssPerConnKB', label: 'idle RSS per connection (KB, after GC)', path: r => r.idle?.rssPerConnKB, better: 'lower' },
+  { id: 'heapPerConnKB', label: 'idle heap per connection (KB, after GC)', path: r => r.idle?.heapPerConnKB, better: 'lower' },
+  { id: 'burstPerSec', label: 'burst: delivered notifications /s', path: r => r.burst?.correct ? r.burst.perSec : undefined, better: 'higher' },
+  { id: 'burstCpuUs', label: 'burst: server CPU µs per delivery', path: r => r.burst?.correct ? r.burst.cpuUsPerDelivery : undefined, better: 'lower' },
+  { id: 'burstServerCpuPct', label: 'burst: server CPU % (100 = one core saturated)', path: r => r.burst?.correct ? r.burst.serverCpuPct : undefined, better: 'info' },
+  { id: 'burstClientCpuPct', label: 'burst: load-client CPU %', path: r => r.burst?.correct ? r.burst.clientCpuPct : undefined, better: 'info' },
+  { id: 'rate10p50', label: '10/s: latency p50 (ms)', path: r => r.rate10?.p50, better: 'lower' },
+  { id: 'rate10p99', label: '10/s: latency p99 (ms)', path: r => r.rate10?.p99, better: 'lower' },
+  { id: 'rate10Cpu', label: '10/s: server CPU %', path: r => r.rate10?.cpuPct, better: 'lower' },
+  { id: 'rate100p50', label: '100/s: latency p50 (ms)', path: r => r.rate100?.p50, better: 'lower' },
+  { id: 'rate100p99', label: '100/s: latency p99 (ms)', path: r => r.rate100?.p99, better: 'lower' },
+  { id: 'rate100Cpu', label: '100/s: server CPU %', path: r => r.rate100?.cpuPct, better: 'lower' },
+  { id: 'targetedPerSec', label: 'targeted: delivered /s (1 per user)', path: r => r.targeted?.correct ? r.targeted.perSec : undefined, better: 'higher' },
+  { id: 'targetedCpuUs', label: 'targeted: server CPU µs per delivery', path: r => r.targeted?.correct ? r.targeted.cpuUsPerDelivery : undefined, better: 'lower' },
+  { id: 'resumeMs', label: 'resume storm: ms until all caught up (10 each)', path: r => r.resume?.correct ? r.resume.ms : undefined, better: 'lower' },
+  { id: 'resumePerSec', label: 'resume storm: clients caught up /s', path: r => r.resume?.caughtUpPerSec, better: 'higher' },
+  { id: 'resumeCpuMs', label: 'resume storm: server CPU ms per client', path: r => r.resume?.cpuMsPerClient, better: 'lower' }
+]
+
+export const REST_METRICS = [
+  { id: 'reqPerSec', label: 'REST publish: requests /s', path: r => r.reqPerSec, better: 'higher' },
+  { id: 'p99', label: 'REST publish: latency p99 (ms)', path: r => r.p99, better: 'lower' },
+  { id: 'cpuUsPerReq', label: 'REST publish: server CPU µs per request', path: r => r.cpuUsPerReq, better: 'lower' }
+]
+
+export function median (values) {
+  const v = values.filter(x => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const mid = v.length >> 1
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
+
+const round = (v, d = 3) => v === null ? null : Number(v.toPrecision(d + 1 > 6 ? 6 : Math.max(d, 3)))
+
+/** {n: {server: {metric: median}}} and the ratios against `baseline` in the same run. */
+export function summarise (runs, servers, ns, baseline = 'raw') {
+  const medians = {}
+  const ratios = {}
+  for (const n of ns) {
+    medians[n] = {}
+    ratios[n] = {}
+    for (const s of servers) {
+      medians[n][s] = {}
+      const mine = runs.filter(r => r.server === s && r.n === n)
+      for (const m of METRICS) {
+        const v = median(mine.map(m.path))
+        if (v !== null) medians[n][s][m.id] = round(v, 4)
+      }
+    }
+    for (const s of servers) {
+      if (s === baseline) continue
+      ratios[n][s] = {}
+      for (const m of METRICS) {
+        if (m.better === 'info') continue
+        const a = medians[n][s][m.id]
+        const b = medians[n][baseline]?.[m.id]
+        if (a !== undefined && b !== undefined && b !== 0) ratios[n][s][m.id] = round(a / b, 3)
+      }
+    }
+  }
+  return { medians, ratios }
+}
+
+export function summariseRest (rest) {
+  const out = {}
+  for (const s of [...new Set(rest.map(r => r.server))]) {
+    out[s] = {}
+    for (const m of REST_METRICS) {
+      const v = median(rest.filter(r => r.server === s && r.correct).map(m.path))
+      if (v !== null) out[s][m.id] = round(v, 4)
+    }
+  }
+  const ratio = {}
+  if (out.ours && out['bare-fastify']) {
+    for (const m of REST_METRICS) {
+      if (out.ours[m.id] !== undefined && out['bare-fastify'][m.id]) ratio[m.id] = round(out.ours[m.id] / out['bare-fastify'][m.id], 3)
+    }
+  }
+  return { medians: out, oursVsBareFastify: ratio }
+}
+
+/** Largest N whose median p99 at 10/s is under 250 ms with every notification delivered. */
+export function capacity (runs, servers, ns) {
+  const out = {}
+  for (const s of servers) {
+    let best = null
+    for (const n of [...ns].sort((a, b) => a - b)) {
+      const mine = runs.filter(r => r.server === s && r.n === n && r.rate10)
+      if (mine.length === 0) continue
+      const p99 = median(mine.map(r => r.rate10.p99))
+      const complete = mine.every(r => r.rate10.complete)
+      if (p99 !== null && p99 < 250 && complete) best = n
+      else break
+    }
+    out[s] = best
+  }
+  return out
+}
+
+export function fmt (v) {
+  if (v === null || v === undefined) return '–'
+  const a = Math.abs(v)
+  if (a >= 1000) return Math.round(v).toLocaleString('en-US')
+  if (a >= 100) return v.toFixed(0)
+  if (a >= 10) return v.toFixed(1)
+  return v.toFixed(2)
+}
+
+const ratioFmt = (v) => v === undefined || v === null ? '–' : `${v.toFixed(2)}×`
+
+/** Rows of [metric, ...server medians, ...ratios vs baseline]. */
+export function tableRows (summary, servers, ns, rest, baseline = 'raw') {
+  const others = servers.filter(s => s !== baseline)
+  const head = ['N', 'metric', ...servers, ...others.map(s => `${s}/${baseline}`)]
+  const rows = []
+  for (const n of ns) {
+    for (const m of METRICS) {
+      const vals = servers.map(s => summary.medians[n]?.[s]?.[m.id])
+      if (vals.every(v => v === undefined)) continue
+      rows.push([String(n), m.label, ...vals.map(fmt), ...others.map(s => m.better === 'info' ? '' : ratioFmt(summary.ratios[n]?.[s]?.[m.id]))])
+    }
+  }
+  const restRows = []
+  if (rest && Object.keys(rest.medians).length > 0) {
+    for (const m of REST_METRICS) {
+      restRows.push([m.label, fmt(rest.medians.ours?.[m.id]), fmt(rest.medians['bare-fastify']?.[m.id]), ratioFmt(rest.oursVsBareFastify[m.id])])
+    }
+  }
+  return { head, rows, restHead: ['metric', 'ours', 'bare-fastify', 'ours/bare'], restRows }
+}
+
+export function textTable (head, rows) {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+  const line = (cells) => cells.map((c, i) => i < 2 && head[0] === 'N' ? c.padEnd(widths[i]) : (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')
+  return [line(head), widths.map(w => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
+}
+
+export function markdownTable (head, rows) {
+  const esc = (c) => c.replace(/\|/g, '\\|')
+  return [`| ${head.map(esc).join(' | ')} |`, `|${head.map((_, i) => i < 2 ? '---' : '---:').join('|')}|`, ...rows.map(r => `| ${r.map(esc).join(' | ')} |`)].join('\n')
+}
+
+const COLORS = { raw: '#6b7280', ours: '#2563eb', sio: '#dc2626', 'fastify-ws': '#16a34a' }
+
+/** Two panels, delivered/s (burst) and p99 at 10/s, against N; plain SVG, no external service. */
+export function chartSvg (summary, servers, ns, title) {
+  const W = 760
+  const H = 330
+  const panels = [
+    { metric: 'burstPerSec', label: 'burst: delivered notifications /s', x0: 60 },
+    { metric: 'rate10p99', label: 'p99 latency at 10/s (ms)', x0: 440, threshold: 250 }
+  ]
+  const pw = 290
+  const top = 50
+  const ph = 210
+  const maxN = Math.max(...ns)
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${title.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`]
+  for (const p of panels) {
+    const pts = servers.map(s => ({ s, v: ns.map(n => [n, summary.medians[n]?.[s]?.[p.metric]]).filter(([, v]) => v !== undefined) }))
+    const maxV = Math.max(1, ...pts.flatMap(x => x.v.map(([, v]) => v))) * 1.1
+    const X = (n) => p.x0 + (ns.length === 1 ? pw / 2 : (n / maxN) * pw)
+    const Y = (v) => top + ph - (v / maxV) * ph
+    out.push(`<text x="${p.x0 + pw / 2}" y="${top - 12}" text-anchor="middle" font-weight="bold">${p.label}</text>`)
+    out.push(`<line x1="${p.x0}" y1="${top + ph}" x2="${p.x0 + pw}" y2="${top + ph}" stroke="#111"/><line x1="${p.x0}" y1="${top}" x2="${p.x0}" y2="${top + ph}" stroke="#111"/>`)
+    for (let k = 0; k <= 4; k++) {
+      const v = (maxV / 4) * k
+      out.push(`<line x1="${p.x0 - 3}" y1="${Y(v)}" x2="${p.x0 + pw}" y2="${Y(v)}" stroke="#e5e7eb"/><text x="${p.x0 - 5}" y="${Y(v) + 4}" text-anchor="end">${fmtAxis(v)}</text>`)
+    }
+    for (const n of ns) out.push(`<text x="${X(n)}" y="${top + ph + 15}" text-anchor="middle">${n.toLocaleString('en-US')}</text>`)
+    if (p.threshold !== undefined && p.threshold < maxV) {
+      out.push(`<line x1="${p.x0}" y1="${Y(p.threshold)}" x2="${p.x0 + pw}" y2="${Y(p.threshold)}" stroke="#f59e0b" stroke-dasharray="4 3"/><text x="${p.x0 + pw}" y="${Y(p.threshold) - 3}" text-anchor="end" fill="#b45309">${p.threshold} ms</text>`)
+    }
+    out.push(`<text x="${p.x0 + pw / 2}" y="${top + ph + 30}" text-anchor="middle">connections (N)</text>`)
+    for (const { s, v } of pts) {
+      const c = COLORS[s] ?? '#9333ea'
+      if (v.length > 1) out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${v.map(([n, y]) => `${X(n).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`)
+      for (const [n, y] of v) out.push(`<circle cx="${X(n).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${c}"><title>${s} N=${n}: ${fmt(y)}</title></circle>`)
+    }
+  }
+  servers.forEach((s, i) => {
+    const x = 60 + i * 170
+    out.push(`<rect x="${x}" y="${H - 18}" width="12" height="12" fill="${COLORS[s] ?? '#9333ea'}"/><text x="${x + 17}" y="${H - 8}">${s}</text>`)
+  })
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}
+
+function fmtAxis (v) {
+  if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M'
+  if (v >= 1e3) return (v / 1e3).toFixed(0) + 'k'
+  return v >= 10 ? v.toFixed(0) : v.toFixed(1)
+}

@@ -1,0 +1,520 @@
+#!/usr/bin/env node
+// npm run bench [-- --quick] : runs the same scenarios against our standalone
+// server, a raw `ws` server (the ceiling) and Socket.IO 4, alternating them,
+// and reports medians and ratios against raw ws. See docs/benchmarks.md.
+import { execFileSync } from 'node:child_process'
+import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import autocannon from 'autocannon'
+import { cpuMs, hardFdLimit, killAll, now, planPinning, rssBytes, sleep, spawnWithFdLimit, stopProcess } from './lib/proc.mjs'
+import { API_KEYS, JWT_SECRET, TARGETS, tempDirs } from './lib/targets.mjs'
+import { capacity, chartSvg, markdownTable, summarise, summariseRest, tableRows, textTable } from './lib/report.mjs'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ALL_SCENARIOS = ['idle', 'burst', 'rate10', 'rate100', 'targeted', 'resume', 'rest']
+/** The whole resume storm (reconnects and replays) must finish within this. */
+const RESUME_BUDGET_MS = 60_000
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    n: { type: 'string' },
+    reps: { type: 'string' },
+    servers: { type: 'string' },
+    scenarios: { type: 'string' },
+    'with-fastify-ws': { type: 'boolean', default: false },
+    build: { type: 'boolean', default: true },
+    'no-build': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    'write-docs': { type: 'boolean' },
+    'dry-run': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  }
+})
+
+if (args.help) {
+  console.log(`npm run bench [-- options]
+  --quick               N=1000, 1 repetition, fewer and shorter scenarios (< 2 min)
+  --n=1000,5000,10000   connection counts            --reps=3  repetitions
+  --servers=raw,ours,sio[,fastify-ws]                 --with-fastify-ws  add Fastify+@fastify/websocket
+  --scenarios=${ALL_SCENARIOS.join(',')}
+  --no-build            use dist/ as it is          --out=bench/results/latest.json
+  --write-docs          update docs/benchmarks.md and docs/benchmarks.svg (default: full runs only)
+  --dry-run             print the plan and the time estimate, run nothing`)
+  process.exit(0)
+}
+
+const quick = args.quick
+const config = {
+  mode: quick ? 'quick' : 'full',
+  ns: args.n ? args.n.split(',').map(Number) : quick ? [1000] : [1000, 5000, 10000],
+  reps: Number(args.reps ?? (quick ? 1 : 3)),
+  servers: args.servers ? args.servers.split(',') : ['raw', 'ours', 'sio', ...(args['with-fastify-ws'] ? ['fastify-ws'] : [])],
+  scenarios: args.scenarios ? args.scenarios.split(',') : quick ? ['idle', 'burst', 'rate10', 'targeted', 'resume', 'rest'] : ALL_SCENARIOS,
+  /** Burst size: about this many deliveries per burst (messages = deliveries / N, 20..1000). */
+  burstDeliveries: quick ? 100_000 : 300_000,
+  batch: 50,
+  payloadBytes: 200,
+  rateSeconds: quick ? 3 : 5,
+  restSeconds: quick ? 3 : 6,
+  restConnections: 50,
+  settleMs: quick ? 1000 : 2000,
+  connectConcurrency: 200
+}
+for (const s of config.servers) if (!TARGETS[s] || s === 'bare-fastify') throw new Error(`unknown server '${s}' (raw, ours, sio, fastify-ws)`)
+for (const s of config.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${ALL_SCENARIOS.join(', ')})`)
+const outFile = args.out ?? join(ROOT, 'bench/results/latest.json')
+const writeDocs = args['write-docs'] ?? (!quick && !args.n && !args.servers && !args.scenarios)
+
+// ---- machine, pinning, fd limit ------------------------------------------------------
+
+const pinning = planPinning()
+const hardLimit = hardFdLimit()
+const fdLimit = Math.min(hardLimit, Math.max(...config.ns) + 2048)
+const usable = config.ns.filter(n => n + 512 <= hardLimit)
+if (usable.length < config.ns.length) {
+  console.warn(`! hard fd limit is ${hardLimit}: skipping N = ${config.ns.filter(n => !usable.includes(n)).join(', ')} (raise it with ulimit -Hn)`)
+  config.ns = usable
+}
+const machine = {
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model,
+  node: process.version,
+  platform: `${os.platform()} ${os.release()}`,
+  memoryGB: Math.round(os.totalmem() / 2 ** 30),
+  loadAverageAtStart: os.loadavg().map(v => Math.round(v * 100) / 100),
+  pinning: pinning.enabled ? `server on core ${pinning.serverCores}, harness and load client on ${pinning.clientCores}` : pinning.reason,
+  fdLimit
+}
+
+// ---- time bound -------------------------------------------------------------------------
+
+function burstMessages (n) {
+  return Math.max(20, Math.min(1000, Math.round(config.burstDeliveries / n)))
+}
+
+/** A deliberately pessimistic estimate (seconds), from the per-scenario budgets below. */
+function estimateSeconds () {
+  let total = config.scenarios.includes('rest') ? config.reps * 2 * (config.restSeconds + 4) : 0
+  for (const n of config.ns) {
+    const perServer = (server, slow) => {
+      let s = 3 + n / 1500 * slow + 2 // start, connect, close
+      const sc = config.scenarios
+      if (sc.includes('idle')) s += config.settleMs / 1000 + 1
+      if (sc.includes('burst')) s += n * burstMessages(n) / 120_000 * slow + 1
+      if (sc.includes('rate10')) s += config.rateSeconds + 1.5 + (n * 10 > 60_000 ? 8 : 0)
+      // Past roughly 60k deliveries/s (2 cores) a fixed-rate run overloads and drains for up to 2 × 10 s.
+      if (sc.includes('rate100')) s += config.rateSeconds + 1.5 + (n * 100 > 60_000 ? 16 : 0)
+      if (sc.includes('targeted')) s += n / 10_000 * slow + 1
+      // Ours replays from SQLite per connection: up to the 60 s budget at N = 10,000 on a busy 2-core box.
+      if (sc.includes('resume')) s += Math.min(RESUME_BUDGET_MS / 1000, n / 1000 * slow * (server === 'ours' ? 4 : 1)) + 2
+      return s
+    }
+    for (const s of config.servers) total += config.reps * perServer(s, s === 'raw' ? 0.6 : 1)
+  }
+  return Math.round(total)
+}
+const estimate = estimateSeconds()
+// Last-resort hard stop (every wait has its own timeout already): twice the estimate, plus 5 min.
+const deadlineMs = (estimate * 2 + 300) * 1000
+
+// ---- cleanup ------------------------------------------------------------------------------
+
+let client
+function cleanupAndExit (code, why) {
+  if (why) console.error(why)
+  try { client?.kill('SIGKILL') } catch {}
+  killAll()
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+  process.exit(code)
+}
+process.once('SIGINT', () => cleanupAndExit(130, '\ninterrupted: servers and load client stopped'))
+process.once('SIGTERM', () => cleanupAndExit(143, 'terminated: servers and load client stopped'))
+process.on('uncaughtException', (err) => cleanupAndExit(1, err.stack))
+process.on('unhandledRejection', (err) => cleanupAndExit(1, err?.stack ?? String(err)))
+setTimeout(() => cleanupAndExit(2, `! time bound of ${Math.round(deadlineMs / 60000)} min exceeded: stopped`), deadlineMs).unref()
+
+// ---- load client (its own process) -----------------------------------------------------
+
+function startClient () {
+  const child = spawnWithFdLimit([process.execPath, '--max-old-space-size=4096', fileURLToPath(new URL('./load-client.mjs', import.meta.url))], fdLimit, {
+    cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  let nextId = 0
+  const pending = new Map()
+  child.on('message', (m) => {
+    const p = pending.get(m.id)
+    if (!p) return
+    pending.delete(m.id)
+    if (m.error) p.reject(new Error(`load client: ${m.error}`))
+    else p.resolve(m.result)
+  })
+  child.on('exit', (code) => {
+    for (const p of pending.values()) p.reject(new Error(`load client exited (${code})`))
+    pending.clear()
+  })
+  child.call = (cmd, a = {}) => new Promise((resolve, reject) => {
+    const id = ++nextId
+    pending.set(id, { resolve, reject })
+    child.send({ id, cmd, args: a })
+  })
+  return child
+}
+
+// ---- payloads -----------------------------------------------------------------------------
+
+// data = {t, pad}: serialised, about payloadBytes; t is the publisher's clock (epoch ms).
+const PAD = 'x'.repeat(Math.max(0, config.payloadBytes - JSON.stringify({ t: now(), pad: '' }).length))
+const message = (to) => (to === undefined ? { data: { t: now(), pad: PAD } } : { data: { t: now(), pad: PAD }, to })
+
+async function publishAll (target, port, count, mk) {
+  let last = 0
+  for (let sent = 0; sent < count; sent += config.batch) {
+    const batch = []
+    for (let k = sent; k < Math.min(count, sent + config.batch); k++) batch.push(mk(k))
+    last = await target.publish(port, batch)
+  }
+  return last
+}
+
+// ---- scenarios ----------------------------------------------------------------------------
+
+const kb = (bytes) => Math.round(bytes / 1024 * 100) / 100
+
+async function burst (target, port, pid, n) {
+  const count = burstMessages(n)
+  await client.call('reset')
+  const cpu0 = cpuMs(pid)
+  const clientCpu0 = cpuMs(client.pid)
+  const t0 = now()
+  await publishAll(target, port, count, () => message())
+  const publishMs = Math.round(now() - t0)
+  const w = await client.call('wait', { target: n * count, timeoutMs: 60_000, perClient: count })
+  const cpu = cpuMs(pid) - cpu0
+  const clientCpu = cpuMs(client.pid) - clientCpu0
+  const expected = n * count
+  const seconds = (w.lastAt - t0) / 1000
+  return {
+    messages: count,
+    expected,
+    delivered: w.total,
+    // every client got every broadcast exactly once
+    correct: w.total === expected && w.wrong === 0,
+    wrongClients: w.wrong,
+    ms: Math.round(seconds * 1000),
+    /** Until the last publish request was answered. */
+    publishMs,
+    perSec: Math.round(w.total / seconds),
+    cpuMs: Math.round(cpu),
+    cpuUsPerDelivery: Math.round(cpu * 1000 / Math.max(1, w.total) * 1000) / 1000,
+    // Near 100 %: the server was saturated / the load client was, and delivered/s is its ceiling, not the server's.
+    serverCpuPct: Math.round(cpu / (seconds * 1000) * 100),
+    clientCpuPct: Math.round(clientCpu / (seconds * 1000) * 100)
+  }
+}
+
+async function fixedRate (target, port, pid, n, rate) {
+  const slots = rate * config.rateSeconds
+  // An overloaded server answers late: past half a second of backlog, a slot is skipped (and reported), not queued.
+  const maxInflight = Math.max(5, rate / 2)
+  await client.call('reset')
+  const cpu0 = cpuMs(pid)
+  const t0 = now()
+  const inflight = new Set()
+  let errors = 0
+  let sent = 0
+  let skipped = 0
+  for (let k = 0; k < slots; k++) {
+    const wait = t0 + k * 1000 / rate - now()
+    if (wait > 0) await sleep(wait)
+    if (inflight.size >= maxInflight) { skipped++; continue }
+    const p = target.publish(port, [message()]).catch(() => { errors++ }).finally(() => inflight.delete(p))
+    inflight.add(p)
+    sent++
+  }
+  await Promise.race([Promise.all(inflight), sleep(DRAIN_MS)])
+  const w = await client.call('wait', { target: n * sent, timeoutMs: DRAIN_MS, perClient: sent })
+  const cpu = cpuMs(pid) - cpu0
+  const wall = Math.max(w.lastAt, t0 + config.rateSeconds * 1000) - t0
+  return {
+    rate,
+    slots,
+    sent,
+    skipped,
+    publishErrors: errors,
+    expected: n * sent,
+    delivered: w.total,
+    complete: skipped === 0 && errors === 0 && w.total === n * sent && w.wrong === 0,
+    ...w.latency,
+    cpuPct: Math.round(cpu / wall * 1000) / 10
+  }
+}
+
+/** How long a fixed-rate run may take to drain after its last publish. */
+const DRAIN_MS = 8_000
+
+async function targeted (target, port, pid, n) {
+  await client.call('reset')
+  const cpu0 = cpuMs(pid)
+  const t0 = now()
+  await publishAll(target, port, n, (k) => message(`u${k}`))
+  const w = await client.call('wait', { target: n, timeoutMs: 60_000, perClient: 1 })
+  const cpu = cpuMs(pid) - cpu0
+  const seconds = (w.lastAt - t0) / 1000
+  return {
+    expected: n,
+    delivered: w.total,
+    correct: w.total === n && w.wrong === 0,
+    ms: Math.round(seconds * 1000),
+    perSec: Math.round(w.total / seconds),
+    cpuUsPerDelivery: Math.round(cpu * 1000 / Math.max(1, w.total) * 1000) / 1000,
+    p50: w.latency.p50,
+    p99: w.latency.p99
+  }
+}
+
+const MISSED = 10
+async function resumeStorm (target, port, pid, n) {
+  await client.call('closeAll')
+  await sleep(500)
+  const last = await target.publish(port, Array.from({ length: MISSED }, () => message()))
+  const since = last - MISSED
+  await client.call('reset')
+  const cpu0 = cpuMs(pid)
+  const t0 = now()
+  const c = await client.call('connect', { kind: target.client, port, n, secret: JWT_SECRET, since, concurrency: config.connectConcurrency, deadlineMs: RESUME_BUDGET_MS })
+  const left = Math.max(1000, RESUME_BUDGET_MS - (now() - t0))
+  const w = await client.call('wait', { target: n * MISSED, caughtTarget: n, timeoutMs: left, perClient: MISSED })
+  const cpu = cpuMs(pid) - cpu0
+  const correct = c.connected === n && w.caughtTotal === n && w.total === n * MISSED && w.wrong === 0
+  const ms = Math.round(correct ? Math.max(w.lastAt, w.lastCaughtAt) - t0 : now() - t0)
+  return {
+    missed: MISSED,
+    reconnected: c.connected,
+    failures: c.failures,
+    caughtUp: w.caughtTotal,
+    delivered: w.total,
+    correct,
+    timedOut: !correct && ms >= RESUME_BUDGET_MS,
+    ms,
+    caughtUpPerSec: Math.round(w.caughtTotal / (ms / 1000)),
+    cpuMs: Math.round(cpu),
+    cpuMsPerClient: Math.round(cpu / Math.max(1, w.caughtTotal) * 100) / 100
+  }
+}
+
+async function session (name, n, rep) {
+  const target = TARGETS[name]
+  const rec = { server: name, n, rep }
+  const { port, child } = await target.start({ fdLimit, pinning })
+  const pid = child.pid
+  const step = (s) => process.stdout.write(` ${s}`)
+  process.stdout.write(`  [N=${n} rep ${rep + 1}/${config.reps}] ${name.padEnd(10)}`)
+  const started = now()
+  try {
+    const base = await child.memAfterGc()
+    const c = await client.call('connect', { kind: target.client, port, n, secret: JWT_SECRET, concurrency: config.connectConcurrency })
+    rec.connect = { connected: c.connected, failures: c.failures, ms: c.ms, perSec: Math.round(n / (c.ms / 1000)) }
+    step(`connect ${c.ms}ms`)
+    if (c.connected !== n) throw new Error(`only ${c.connected}/${n} connected: ${JSON.stringify(c.failures)}`)
+    const sc = config.scenarios
+    if (sc.includes('idle')) {
+      await sleep(config.settleMs)
+      const m = await child.memAfterGc()
+      rec.idle = {
+        rssMB: Math.round(m.rss / 2 ** 20),
+        heapMB: Math.round(m.heapUsed / 2 ** 20),
+        procRssMB: Math.round(rssBytes(pid) / 2 ** 20),
+        rssPerConnKB: kb((m.rss - base.rss) / n),
+        heapPerConnKB: kb((m.heapUsed - base.heapUsed) / n)
+      }
+      step(`idle ${rec.idle.rssPerConnKB}KB/conn`)
+    }
+    if (sc.includes('burst')) {
+      rec.burst = await burst(target, port, pid, n)
+      step(`burst ${rec.burst.perSec}/s (cpu server ${rec.burst.serverCpuPct}% client ${rec.burst.clientCpuPct}%)${rec.burst.correct ? '' : ' LOSSY'}`)
+    }
+    for (const rate of [10, 100]) {
+      if (!sc.includes(`rate${rate}`)) continue
+      const r = rec[`rate${rate}`] = await fixedRate(target, port, pid, n, rate)
+      // An overloaded run may still be delivering: let it finish before the next scenario counts.
+      if (!r.complete) r.drainedAfterMs = (await client.call('quiet', { quietMs: 1000, timeoutMs: 15_000 })).ms
+      step(`${rate}/s p99 ${r.p99}ms${r.complete ? '' : ` INCOMPLETE (${r.delivered}/${r.expected} delivered, ${r.skipped} publishes skipped)`}`)
+    }
+    if (sc.includes('targeted')) {
+      rec.targeted = await targeted(target, port, pid, n)
+      step(`targeted ${rec.targeted.perSec}/s${rec.targeted.correct ? '' : ' LOSSY'}`)
+    }
+    if (sc.includes('resume')) {
+      rec.resume = await resumeStorm(target, port, pid, n)
+      const r = rec.resume
+      step(`resume ${r.ms}ms${r.correct ? '' : ` INCOMPLETE (${r.caughtUp}/${n} caught up${r.timedOut ? `, stopped at the ${RESUME_BUDGET_MS / 1000} s budget` : ''})`}`)
+    }
+    rec.serverCpuMsTotal = Math.round(cpuMs(pid))
+    rec.peakRssMB = Math.round(rssBytes(pid) / 2 ** 20)
+  } catch (err) {
+    rec.error = err.message
+    step(`ERROR ${err.message.split('\n')[0]}`)
+  } finally {
+    await client.call('closeAll').catch(() => {})
+    await stopProcess(child)
+    child.cleanup?.()
+  }
+  console.log(` (${Math.round((now() - started) / 1000)}s)`)
+  return rec
+}
+
+async function restSession (name, rep) {
+  const target = TARGETS[name]
+  const { port, child } = await target.start({ fdLimit, pinning })
+  process.stdout.write(`  [REST rep ${rep + 1}/${config.reps}] ${name.padEnd(12)}`)
+  try {
+    const opts = {
+      url: `http://127.0.0.1:${port}/api/notifications`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ category: 'system', title: 'bench', data: { t: now(), pad: PAD } }),
+      connections: config.restConnections
+    }
+    if (name === 'ours') {
+      // One API key per connection (the publish rate limit is per credential).
+      let k = 0
+      opts.setupClient = (c) => c.setHeaders({ ...opts.headers, authorization: `Bearer ${API_KEYS[k++ % API_KEYS.length]}` })
+    }
+    await autocannon({ ...opts, duration: 1 }) // warm-up
+    const cpu0 = cpuMs(child.pid)
+    const r = await autocannon({ ...opts, duration: config.restSeconds })
+    const cpu = cpuMs(child.pid) - cpu0
+    const rec = {
+      server: name,
+      rep,
+      reqPerSec: Math.round(r.requests.average),
+      total: r.requests.total,
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      non2xx: r.non2xx,
+      statusCodes: Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])),
+      errors: r.errors + r.timeouts,
+      correct: r.non2xx === 0 && r.errors + r.timeouts === 0 && r.requests.total > 0,
+      cpuUsPerReq: Math.round(cpu * 1000 / Math.max(1, r.requests.total) * 10) / 10
+    }
+    console.log(` ${rec.reqPerSec} req/s, p99 ${rec.p99}ms${rec.correct ? '' : ` (non-2xx ${rec.non2xx} ${JSON.stringify(rec.statusCodes)}, errors ${rec.errors})`}`)
+    return rec
+  } finally {
+    await stopProcess(child)
+    child.cleanup?.()
+  }
+}
+
+// ---- main ---------------------------------------------------------------------------------
+
+function buildIfNeeded () {
+  if (args['no-build'] || !args.build) return
+  if (!config.servers.includes('ours') && !config.scenarios.includes('rest')) return
+  process.stdout.write('building (npm run build)… ')
+  const t0 = Date.now()
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
+  console.log(`${((Date.now() - t0) / 1000).toFixed(0)}s`)
+}
+
+function rotate (list, k) {
+  return list.map((_, i) => list[(i + k) % list.length])
+}
+
+async function main () {
+  console.log(`unified-notifications benchmark (${config.mode}): N = ${config.ns.join(', ')}; ${config.reps} repetition(s); servers ${config.servers.join(', ')}`)
+  console.log(`machine: ${machine.cpus} cores (${machine.cpuModel}), Node ${machine.node}, load ${machine.loadAverageAtStart.join(' ')}; ${machine.pinning}; fd limit ${fdLimit}`)
+  console.log(`scenarios: ${config.scenarios.join(', ')}; estimated ${Math.ceil(estimate / 60)} min (hard stop at ${Math.round(deadlineMs / 60000)} min)`)
+  if (args['dry-run']) return
+  buildIfNeeded()
+  const startedAt = new Date().toISOString()
+  const t0 = Date.now()
+  client = startClient()
+  const runs = []
+  const wsScenarios = config.scenarios.filter(s => s !== 'rest')
+  if (wsScenarios.length > 0) {
+    for (const n of config.ns) {
+      for (let rep = 0; rep < config.reps; rep++) {
+        // Alternate the order, so no server always runs first (or on a warmer machine).
+        for (const name of rotate(config.servers, rep)) runs.push(await session(name, n, rep))
+      }
+    }
+  }
+  const rest = []
+  if (config.scenarios.includes('rest')) {
+    for (let rep = 0; rep < config.reps; rep++) {
+      for (const name of rotate(['bare-fastify', 'ours'], rep)) rest.push(await restSession(name, rep))
+    }
+  }
+  client.kill()
+
+  const summary = summarise(runs, config.servers, config.ns)
+  const restSummary = summariseRest(rest)
+  const cap = config.scenarios.includes('rate10') ? capacity(runs, config.servers, config.ns) : undefined
+  const correctness = {}
+  for (const s of config.servers) {
+    const mine = runs.filter(r => r.server === s)
+    correctness[s] = {
+      errors: mine.filter(r => r.error).length,
+      lossyBursts: mine.filter(r => r.burst && !r.burst.correct).length,
+      lossyTargeted: mine.filter(r => r.targeted && !r.targeted.correct).length,
+      incompleteResumes: mine.filter(r => r.resume && !r.resume.correct).length,
+      incompleteRates: mine.filter(r => (r.rate10 && !r.rate10.complete) || (r.rate100 && !r.rate100.complete)).length
+    }
+  }
+  const result = {
+    mode: config.mode,
+    startedAt,
+    durationSeconds: Math.round((Date.now() - t0) / 1000),
+    machine: { ...machine, loadAverageAtEnd: os.loadavg().map(v => Math.round(v * 100) / 100) },
+    config: { ...config, ours: 'dist/src/server.js, SQLite history (fresh temp file), JWT auth, default permissions, LOG_LEVEL=warn' },
+    correctness,
+    capacityAt10PerSec: cap,
+    medians: summary.medians,
+    ratiosVsRaw: summary.ratios,
+    rest: restSummary,
+    runs,
+    restRuns: rest
+  }
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
+  writeFileSync(outFile, JSON.stringify(result, null, 1) + '\n')
+
+  const t = tableRows(summary, config.servers, config.ns, restSummary)
+  console.log(`\nmedians of ${config.reps} run(s); ratios are against raw ws in this run (lower is better for µs, KB, ms; higher for /s)\n`)
+  console.log(textTable(t.head, t.rows))
+  if (t.restRows.length > 0) console.log('\n' + textTable(t.restHead, t.restRows))
+  if (cap) console.log(`\ncapacity (largest N tested with p99 < 250 ms at 10/s): ${Object.entries(cap).map(([s, v]) => `${s} ${v ?? `< ${Math.min(...config.ns)}`}`).join(', ')}`)
+  const bad = Object.entries(correctness).filter(([, c]) => Object.values(c).some(v => v > 0))
+  if (bad.length > 0) console.log(`\n! correctness problems (their numbers are left out of the medians): ${JSON.stringify(Object.fromEntries(bad))}`)
+  console.log(`\nresults: ${outFile} (${result.durationSeconds}s)`)
+  if (writeDocs) {
+    writeDocsSection(result, t, cap)
+    console.log('updated docs/benchmarks.md and docs/benchmarks.svg')
+  }
+}
+
+function writeDocsSection (result, t, cap) {
+  const svg = chartSvg({ medians: result.medians }, config.servers, config.ns, `delivered/s and p99 against N (${result.mode} run, ${result.startedAt.slice(0, 10)})`)
+  writeFileSync(join(ROOT, 'docs/benchmarks.svg'), svg)
+  const docPath = join(ROOT, 'docs/benchmarks.md')
+  const doc = readFileSync(docPath, 'utf8')
+  const m = result.machine
+  const block = [
+    '<!-- bench:results:start (generated by bench/run.mjs; do not edit by hand) -->',
+    `Run: **${result.mode}**, ${result.startedAt}, ${result.durationSeconds} s. Machine: ${m.cpus} cores (${m.cpuModel}), Node ${m.node}, ${m.platform}, ${m.memoryGB} GB; ${m.pinning}; load average ${m.loadAverageAtStart.join(' ')} at start, ${m.loadAverageAtEnd.join(' ')} at end. N = ${config.ns.join(', ')}, ${config.reps} repetition(s), medians; ratios against raw ws in the same run.`,
+    '',
+    markdownTable(t.head, t.rows),
+    '',
+    ...(t.restRows.length > 0 ? [markdownTable(t.restHead, t.restRows), ''] : []),
+    ...(cap ? [`Capacity (largest N tested with p99 < 250 ms at 10/s, every notification delivered): ${Object.entries(cap).map(([s, v]) => `${s} ${v ?? `< ${Math.min(...config.ns)}`}`).join(', ')}.`, ''] : []),
+    '![delivered/s and p99 against N](benchmarks.svg)',
+    '<!-- bench:results:end -->'
+  ].join('\n')
+  const re = /<!-- bench:results:start[\s\S]*?<!-- bench:results:end -->/
+  writeFileSync(docPath, re.test(doc) ? doc.replace(re, block) : doc + '\n' + block + '\n')
+}
+
+main().then(() => process.exit(0), (err) => cleanupAndExit(1, err.stack))
