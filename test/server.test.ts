@@ -14,8 +14,6 @@ import {
 } from './helper.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
-// `npx tsx` runs this binary through `sh -c`, which does not pass SIGTERM on; spawn it directly.
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
 
 t.test('configFromEnv maps the documented variables', async t => {
   const c = configFromEnv({
@@ -146,9 +144,16 @@ t.test('tokens are never logged; connect and publish are', async t => {
   t.equal(published?.recipients, 2)
 })
 
+/**
+ * Runs a TypeScript entry point the way this test process runs: same node, same
+ * loader flags. Not through tsx: its whitespace-minified output, merged into
+ * this run's coverage of the same files, would corrupt the coverage map.
+ */
+const tsNode = (entry: string, ...args: string[]) => [...process.execArgv, entry, ...args]
+
 t.test('npm run token prints a token the server accepts', async t => {
   const run = promisify(execFile)
-  const { stdout } = await run('npx', ['tsx', 'scripts/token.ts', '--user', 'alice', '--role', 'user'], {
+  const { stdout } = await run(process.execPath, tsNode('scripts/token.ts', '--user', 'alice', '--role', 'user'), {
     cwd: ROOT,
     env: { ...process.env, NOTIFY_JWT_SECRET: SECRET },
     timeout: 20_000
@@ -162,7 +167,7 @@ t.test('npm run token prints a token the server accepts', async t => {
 })
 
 t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM', async t => {
-  const child = spawn(TSX, ['src/server.ts'], {
+  const child = spawn(process.execPath, tsNode('src/server.ts'), {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', NOTIFY_STORE: 'memory', NOTIFY_JWT_SECRET: SECRET, NOTIFY_API_KEYS: API_KEY, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe']
