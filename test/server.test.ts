@@ -166,7 +166,7 @@ t.test('npm run token prints a token the server accepts', async t => {
   await t.rejects(createTokenVerifier('another-secret-0123456789')(token), 'signed with NOTIFY_JWT_SECRET, not anything else')
 })
 
-t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM', async t => {
+t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM with 300 open connections and a peer that stopped reading', async t => {
   const child = spawn(process.execPath, tsNode('src/server.ts'), {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', NOTIFY_STORE: 'memory', NOTIFY_JWT_SECRET: SECRET, NOTIFY_API_KEYS: API_KEY, LOG_LEVEL: 'info' },
@@ -196,11 +196,24 @@ t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM', as
   t.equal(health, 200, '/health 200')
   const c = await connect(`ws://127.0.0.1:${port}/ws`, { token: await signToken(SECRET, { sub: 'alice', role: 'user' }) })
   t.equal((await c.next()).type, 'connected')
+  // Many more open connections, and one peer that stopped reading and will never answer the close.
+  const crowd = []
+  for (let batch = 0; batch < 6; batch++) {
+    crowd.push(...await Promise.all(Array.from({ length: 50 }, async (_, i) =>
+      connect(`ws://127.0.0.1:${port}/ws`, { token: await signToken(SECRET, { sub: `u${batch * 50 + i}`, role: 'user' }) }))))
+  }
+  const mute = await connect(`ws://127.0.0.1:${port}/ws`, { token: await signToken(SECRET, { sub: 'mute', role: 'user' }) })
+  await mute.next()
+  ;(mute.ws as unknown as { _socket: { pause (): void } })._socket.pause()
 
   child.kill('SIGTERM')
   const { code, signal } = await within(exited, 10_000, 'exit after SIGTERM')
   t.equal(code, 0, 'exit code 0')
   t.equal(signal, null)
   t.equal((await within(c.closed, 2000, 'socket close')).code, 1001, 'open sockets were closed with 1001')
+  const codes = await within(Promise.all(crowd.map(k => k.closed.then(x => x.code))), 5000, 'the crowd closed')
+  t.equal(codes.filter(code => code === 1001).length, 300, 'every one of 300 more connections was closed with 1001')
+  ;(mute.ws as unknown as { _socket: { resume (): void } })._socket.resume()
+  await within(mute.closed, 5000, 'the mute peer is gone too')
   t.match(out, /"signal":"SIGTERM"/, 'logged the shutdown')
 })

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
 import type { StoredNotification, User } from '../src/schemas.js'
-import type { Draft, HistoryStore, Retention } from '../src/stores/history-store.js'
+import { UNREAD_COUNT_CAP, type Draft, type HistoryStore, type Retention } from '../src/stores/history-store.js'
 
 export type StoreFactory = (retention?: Partial<Retention>) => Promise<HistoryStore>
 
@@ -276,5 +276,75 @@ export function historyStoreContract (t: Test, name: string, factory: StoreFacto
     t.equal(await store.lastSeq(), 3)
     await store.prune(Date.now())
     t.equal(await store.prunedThrough(), 2, 'pruning again with nothing old changes nothing')
+  })
+
+  t.test(`${name}: unreadCount is exact below UNREAD_COUNT_CAP and the cap at or above it`, async t => {
+    t.equal(UNREAD_COUNT_CAP, 1000)
+    const store = await open(t)
+    const batch = Array.from({ length: UNREAD_COUNT_CAP + 5 }, (_, i) => ({ draft: draft({ title: `n${i + 1}` }) }))
+    const stored = (await store.appendMany(batch)).map(r => r.notification)
+    const now = Date.now()
+    t.equal(await store.unreadCount(alice, ALL, now), UNREAD_COUNT_CAP, 'above the cap: the cap')
+    await store.markAllRead('alice', 5)
+    t.equal(await store.unreadCount(alice, ALL, now), UNREAD_COUNT_CAP, 'exactly the cap: the cap')
+    await store.markAllRead('alice', 6)
+    t.equal(await store.unreadCount(alice, ALL, now), UNREAD_COUNT_CAP - 1, 'below the cap: exact')
+    await store.markRead('alice', [stored[500]!.id, stored[1000]!.id])
+    t.equal(await store.unreadCount(alice, ALL, now), UNREAD_COUNT_CAP - 3)
+    t.equal(await store.unreadCount(bob, ALL, now), UNREAD_COUNT_CAP, 'another user is still at the cap')
+    t.equal(await store.unreadCount(bob, ['system'], now), 0, 'the cap counts only entitled rows')
+    const unread = await query(store, { unreadOnly: true, limit: 2000 })
+    t.equal(unread.length, UNREAD_COUNT_CAP - 3, 'queries are not capped')
+  })
+
+  t.test(`${name}: a targeted notification in a category the role may not see stays hidden`, async t => {
+    const store = await open(t)
+    await store.append(draft({ title: 'admin for alice', category: 'admin', audience: { users: ['alice'] } }))
+    await store.append(draft({ title: 'admin for users', category: 'admin', audience: { roles: ['user'] } }))
+    await store.append(draft({ title: 'dashboard for alice', category: 'dashboard', audience: { users: ['alice'] } }))
+    await store.append(draft({ title: 'admin broadcast', category: 'admin' }))
+    const visible = ['dashboard', 'system']
+    const now = Date.now()
+    t.same((await query(store, { categories: visible })).map(r => r.title), ['dashboard for alice'])
+    t.same((await query(store, { categories: visible, order: 'desc', unreadOnly: true })).map(r => r.title), ['dashboard for alice'])
+    t.equal(await store.unreadCount(alice, visible, now), 1)
+    t.same((await query(store, { categories: ['admin'] })).map(r => r.title), ['admin for alice', 'admin for users', 'admin broadcast'],
+      'the same rows with the category allowed')
+    t.equal(await store.unreadCount(alice, ['admin'], now), 3)
+  })
+
+  t.test(`${name}: a row naming both the user and its role is returned and counted once`, async t => {
+    const store = await open(t)
+    await store.append(draft({ title: 'before' }))
+    const both = (await store.append(draft({ title: 'both', audience: { users: ['alice', 'alice'], roles: ['user', 'admin'] } }))).notification
+    await store.append(draft({ title: 'after' }))
+    const now = Date.now()
+    t.same((await query(store)).map(r => r.title), ['before', 'both', 'after'])
+    t.same((await query(store, { order: 'desc' })).map(r => r.title), ['after', 'both', 'before'])
+    t.same((await query(store, { order: 'desc', limit: 2 })).map(r => r.title), ['after', 'both'], 'limit counts it once')
+    t.same((await query(store, { after: 1, limit: 1 })).map(r => r.title), ['both'])
+    t.equal(await store.unreadCount(alice, ALL, now), 3)
+    t.same((await query(store, { user: root })).map(r => r.title), ['before', 'both', 'after'], 'by role only')
+    t.same((await query(store, { user: bob })).map(r => r.title), ['before', 'after'], 'same role, but the user list does not decide alone: roles match')
+      .valueOf()
+    await store.markRead('alice', [both.id])
+    t.equal(await store.unreadCount(alice, ALL, now), 2)
+    t.same((await query(store, { unreadOnly: true })).map(r => r.title), ['before', 'after'])
+  })
+
+  t.test(`${name}: targeted rows removed by collapse, retention or expiry are gone for every reader`, async t => {
+    const store = await open(t, { maxCount: 3, maxAgeMs: 60_000 })
+    const now = Date.now()
+    await store.append(draft({ title: 'old', createdAt: new Date(now - 3_600_000).toISOString(), audience: { users: ['alice'] } }))
+    await store.append(draft({ title: 'p1', collapseKey: 'op', audience: { users: ['alice'], roles: ['user'] } }))
+    await store.append(draft({ title: 'p2', collapseKey: 'op', audience: { roles: ['admin'] } }))
+    await store.append(draft({ title: 'short', expiresAt: new Date(now + 1000).toISOString(), audience: { roles: ['user'] } }))
+    t.same((await query(store)).map(r => r.title), ['old', 'short'], 'collapsed p1 is gone for alice')
+    t.same((await query(store, { user: root })).map(r => r.title), ['p2'])
+    await store.prune(now + 2000)
+    t.same(await query(store), [], 'retention and expiry')
+    t.equal(await store.unreadCount(alice, ALL, now), 0)
+    t.same((await query(store, { user: root })).map(r => r.title), ['p2'])
+    t.equal(await store.unreadCount(root, ALL, now), 1)
   })
 }

@@ -33,6 +33,9 @@ export interface Retention {
   maxAgeMs: number
 }
 
+/** unreadCount counts at most this many; clients show the cap as "999+". See docs/protocol.md. */
+export const UNREAD_COUNT_CAP = 1000
+
 export const DEFAULT_RETENTION: Retention = { maxCount: 100_000, maxAgeMs: 30 * 24 * 3600 * 1000 }
 
 export interface HistoryStore {
@@ -49,6 +52,10 @@ export interface HistoryStore {
   /** Highest seq removed by retention: a cursor below it can no longer be replayed completely. */
   prunedThrough (): Promise<number>
   query (q: HistoryQuery): Promise<ClientNotification[]>
+  /**
+   * Unread entitled notifications, counted up to UNREAD_COUNT_CAP: exact below the cap,
+   * the cap itself at or above it (so a connect never counts a whole history).
+   */
   unreadCount (user: User, categories: readonly string[], now: number): Promise<number>
   /** Marks the given ids read for this user; unknown ids are ignored. */
   markRead (userId: string, ids: readonly string[]): Promise<void>

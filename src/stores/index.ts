@@ -4,7 +4,7 @@ import { MemoryStore } from './memory-store.js'
 import { SqliteStore } from './sqlite-store.js'
 
 export type { HistoryStore, Draft, AppendResult, HistoryQuery, Retention } from './history-store.js'
-export { DEFAULT_RETENTION } from './history-store.js'
+export { DEFAULT_RETENTION, UNREAD_COUNT_CAP } from './history-store.js'
 export { MemoryStore } from './memory-store.js'
 export { SqliteStore } from './sqlite-store.js'
 

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
 import {
-  DEFAULT_RETENTION, audienceAdmits, isExpired, toClient,
+  DEFAULT_RETENTION, UNREAD_COUNT_CAP, audienceAdmits, isExpired, toClient,
   type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention
 } from './history-store.js'
 
@@ -86,7 +86,9 @@ export class MemoryStore implements HistoryStore {
   async unreadCount (user: User, categories: readonly string[], now: number): Promise<number> {
     const set = new Set(categories)
     let count = 0
-    for (const n of this.#log) {
+    // Newest first, so the walk stops after the cap in the usual case of old read and new unread.
+    for (let i = this.#log.length - 1; i >= 0 && count < UNREAD_COUNT_CAP; i--) {
+      const n = this.#log[i]!
       if (this.#entitled(n, user, set, now) && !this.#isRead(user.id, n)) count++
     }
     return count

@@ -6,7 +6,76 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention } from './history-store.js'
+
+// Schema 2: entitlement by index instead of json_each on every row.
+// A notification with an audience has one row here per named user (kind 0) and
+// role (kind 1); a broadcast (no audience) has none and is found through the
+// partial indexes instead. The triggers keep the table in step with
+// notifications for every writer (collapse, retention, expiry, and a server of
+// the previous version writing aud_users/aud_roles to this file), in the same
+// transaction as the insert or delete. Both partial indexes cover every column
+// the broadcast arm reads (the audience columns, always NULL there, only so
+// that SQLite sees them covered), so walking them touches no table row:
+// (category, seq) for the unread count, (seq, ...) for pages in seq order.
+const AUDIENCE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS notification_audience (
+  kind  INTEGER NOT NULL,
+  value TEXT NOT NULL,
+  seq   INTEGER NOT NULL,
+  PRIMARY KEY (kind, value, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS notification_audience_seq ON notification_audience (seq);
+CREATE INDEX IF NOT EXISTS notifications_broadcast_category ON notifications (category, seq, expires_ms, aud_users, aud_roles)
+  WHERE aud_users IS NULL AND aud_roles IS NULL;
+CREATE INDEX IF NOT EXISTS notifications_broadcast_seq ON notifications (seq, category, expires_ms, aud_users, aud_roles)
+  WHERE aud_users IS NULL AND aud_roles IS NULL;
+CREATE TRIGGER IF NOT EXISTS notifications_audience_insert AFTER INSERT ON notifications
+  WHEN NEW.aud_users IS NOT NULL OR NEW.aud_roles IS NOT NULL
+BEGIN
+  INSERT OR IGNORE INTO notification_audience (kind, value, seq) SELECT 0, value, NEW.seq FROM json_each(NEW.aud_users);
+  INSERT OR IGNORE INTO notification_audience (kind, value, seq) SELECT 1, value, NEW.seq FROM json_each(NEW.aud_roles);
+END;
+CREATE TRIGGER IF NOT EXISTS notifications_audience_delete AFTER DELETE ON notifications
+BEGIN
+  DELETE FROM notification_audience WHERE seq = OLD.seq;
+END;
+`
+const SCHEMA_VERSION = 2
+/** Fills the audience table from rows written before it existed (schema 1); idempotent. */
+const BACKFILL = `
+INSERT OR IGNORE INTO notification_audience (kind, value, seq)
+  SELECT 0, j.value, n.seq FROM notifications n, json_each(n.aud_users) j WHERE n.aud_users IS NOT NULL;
+INSERT OR IGNORE INTO notification_audience (kind, value, seq)
+  SELECT 1, j.value, n.seq FROM notifications n, json_each(n.aud_roles) j WHERE n.aud_roles IS NOT NULL;
+`
+
+// Entitlement in SQL, so a page is filled without pulling rows it will drop:
+// category allowed, audience empty or naming the user or its role, not expired.
+// SQLite walks only candidates: broadcasts through a partial index, targeted
+// rows through notification_audience (user, then role), each arm in seq order
+// within (@after, @before) and filtered there; the arms are disjoint except a
+// row naming both the user and its role, which the role arm leaves to the user arm.
+// @upto is the user's read_upto (read before the statement runs).
+const IS_READ = `(n.seq <= @upto OR EXISTS (SELECT 1 FROM read_marks r WHERE r.user_id = @userId AND r.seq = n.seq))`
+const FILTER = `n.category IN (SELECT value FROM json_each(@categories))
+  AND (n.expires_ms IS NULL OR n.expires_ms > @now)
+  AND (@unreadOnly = 0 OR NOT ${IS_READ})`
+const candidates = (broadcastIndex: string, order: string) => `
+  SELECT n.seq FROM notifications n INDEXED BY ${broadcastIndex}
+    WHERE n.aud_users IS NULL AND n.aud_roles IS NULL AND n.seq > @after AND n.seq < @before AND ${FILTER}
+  UNION ALL
+  SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
+    WHERE a.kind = 0 AND a.value = @userId AND a.seq > @after AND a.seq < @before AND ${FILTER}
+  UNION ALL
+  SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
+    WHERE a.kind = 1 AND a.value = @role AND a.seq > @after AND a.seq < @before AND ${FILTER}
+      AND NOT EXISTS (SELECT 1 FROM notification_audience u WHERE u.kind = 0 AND u.value = @userId AND u.seq = a.seq)
+  ${order}`
+const page = (dir: 'ASC' | 'DESC') => `SELECT n.seq, n.body, ${IS_READ} AS is_read
+  FROM (${candidates('notifications_broadcast_seq', `ORDER BY 1 ${dir} LIMIT @limit`)}) c
+  JOIN notifications n ON n.seq = c.seq
+  ORDER BY n.seq ${dir}`
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -26,18 +95,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS notifications_collapse_key ON notifications (c
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, notification TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS read_marks (user_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_upto (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-`
-
-// Entitlement in SQL, so a page is filled without pulling rows it will drop:
-// category allowed, audience empty or naming the user or its role, not expired.
-const ENTITLED = `
-  n.category IN (SELECT value FROM json_each(@categories))
-  AND (n.expires_ms IS NULL OR n.expires_ms > @now)
-  AND ((n.aud_users IS NULL AND n.aud_roles IS NULL)
-    OR EXISTS (SELECT 1 FROM json_each(n.aud_users) WHERE value = @userId)
-    OR EXISTS (SELECT 1 FROM json_each(n.aud_roles) WHERE value = @role))`
-const IS_READ = `(n.seq <= COALESCE((SELECT seq FROM read_upto WHERE user_id = @userId), 0)
-  OR EXISTS (SELECT 1 FROM read_marks r WHERE r.user_id = @userId AND r.seq = n.seq))`
+` + AUDIENCE_SCHEMA
 
 interface Row { seq: number, body: string, is_read: number }
 
@@ -64,7 +122,16 @@ export class SqliteStore implements HistoryStore {
     // or power loss can drop the last transactions. See docs/operations.md.
     db.pragma('synchronous = NORMAL')
     db.pragma('busy_timeout = 5000')
-    db.exec(SCHEMA)
+    db.transaction(() => {
+      db.exec(SCHEMA)
+      // Files written by schema 1 have notifications but no audience rows yet.
+      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined
+      if (version === undefined || Number(version) < SCHEMA_VERSION) {
+        db.exec(BACKFILL)
+        db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+          .run(String(SCHEMA_VERSION))
+      }
+    })()
     this.#db = db
     this.#stmts = this.prepare(db)
     const epoch = this.#stmts.getMeta.get('epoch') as { value: string } | undefined
@@ -87,13 +154,10 @@ export class SqliteStore implements HistoryStore {
       insert: db.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, body)
         VALUES (@id, @category, @created_ms, @expires_ms, @collapse_key, @aud_users, @aud_roles, @body)`),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
-      queryAsc: db.prepare(`SELECT n.seq, n.body, ${IS_READ} AS is_read FROM notifications n
-        WHERE n.seq > @after AND n.seq < @before AND ${ENTITLED} AND (@unreadOnly = 0 OR NOT ${IS_READ})
-        ORDER BY n.seq ASC LIMIT @limit`),
-      queryDesc: db.prepare(`SELECT n.seq, n.body, ${IS_READ} AS is_read FROM notifications n
-        WHERE n.seq > @after AND n.seq < @before AND ${ENTITLED} AND (@unreadOnly = 0 OR NOT ${IS_READ})
-        ORDER BY n.seq DESC LIMIT @limit`),
-      unread: db.prepare(`SELECT COUNT(*) FROM notifications n WHERE ${ENTITLED} AND NOT ${IS_READ}`).pluck(),
+      readUpTo: db.prepare('SELECT seq FROM read_upto WHERE user_id = ?').pluck(),
+      queryAsc: db.prepare(page('ASC')),
+      queryDesc: db.prepare(page('DESC')),
+      unread: db.prepare(`SELECT COUNT(*) FROM (${candidates('notifications_broadcast_category', 'LIMIT @cap')})`).pluck(),
       markRead: db.prepare(`INSERT OR IGNORE INTO read_marks (user_id, seq)
         SELECT @userId, seq FROM notifications WHERE id IN (SELECT value FROM json_each(@ids))`),
       setUpTo: db.prepare(`INSERT INTO read_upto (user_id, seq) VALUES (@userId, @seq)
@@ -173,16 +237,21 @@ export class SqliteStore implements HistoryStore {
   }
 
   #params (user: User, categories: readonly string[], now: number) {
-    return { userId: user.id, role: user.role, categories: JSON.stringify(categories), now }
+    const upto = (this.#stmts.readUpTo.get(user.id) as number | undefined) ?? 0
+    return { userId: user.id, role: user.role, categories: JSON.stringify(categories), now, upto }
   }
 
   async query (q: HistoryQuery): Promise<ClientNotification[]> {
     const stmt = q.order === 'asc' ? this.#stmts.queryAsc : this.#stmts.queryDesc
+    const params = this.#params(q.user, q.categories, q.now)
+    const unreadOnly = q.unreadOnly === true
+    const after = q.after ?? 0
     const rows = stmt.all({
-      ...this.#params(q.user, q.categories, q.now),
-      after: q.after ?? 0,
+      ...params,
+      // Everything up to read_upto is read: an unread-only walk starts above it.
+      after: unreadOnly ? Math.max(after, params.upto) : after,
       before: q.before ?? Number.MAX_SAFE_INTEGER,
-      unreadOnly: q.unreadOnly === true ? 1 : 0,
+      unreadOnly: unreadOnly ? 1 : 0,
       limit: q.limit
     }) as Row[]
     return rows.map(r => {
@@ -192,7 +261,14 @@ export class SqliteStore implements HistoryStore {
   }
 
   async unreadCount (user: User, categories: readonly string[], now: number): Promise<number> {
-    return this.#stmts.unread.get(this.#params(user, categories, now)) as number
+    const params = this.#params(user, categories, now)
+    return this.#stmts.unread.get({
+      ...params,
+      after: params.upto,
+      before: Number.MAX_SAFE_INTEGER,
+      unreadOnly: 1,
+      cap: UNREAD_COUNT_CAP
+    }) as number
   }
 
   async markRead (userId: string, ids: readonly string[]): Promise<void> {
