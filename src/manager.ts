@@ -16,7 +16,7 @@ import { RolePolicy } from './policy.js'
 import { legacyFrame, notificationFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
 import { MAX_DATA_BYTES, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
-import { isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
+import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
 
 if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', v => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(v) && !Number.isNaN(Date.parse(v)))
@@ -261,7 +261,8 @@ export class NotificationManager {
   }
 
   async unread (user: User): Promise<number> {
-    return this.store.unreadCount(user, this.policy.visibleTo(user.role), Date.now())
+    // The stores cap the count themselves; the min holds the documented cap for a custom store too.
+    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, this.policy.visibleTo(user.role), Date.now()))
   }
 
   async markRead (user: User, what: { ids?: readonly string[], all?: boolean }): Promise<number> {

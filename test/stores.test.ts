@@ -7,6 +7,7 @@ import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
 import { createStore } from '../src/stores/index.js'
 import type { User } from '../src/schemas.js'
+import { UNREAD_COUNT_CAP } from '../src/stores/history-store.js'
 import { draft, historyStoreContract } from './store-contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'unified-notifications-stores-'))
@@ -143,6 +144,169 @@ t.test('SqliteStore: creates the directory of its file', async t => {
   t.teardown(() => store.close())
   await store.init()
   t.equal((await store.append(draft())).notification.seq, 1)
+})
+
+t.test('SqliteStore: audience rows follow their notification through collapse, retention and expiry', async t => {
+  const file = tempFile()
+  const store = new SqliteStore(file, { maxCount: 4, maxAgeMs: 60_000 })
+  await store.init()
+  const db = new Database(file, { readonly: true })
+  t.teardown(async () => { db.close(); await store.close() })
+  const audience = () => db.prepare('SELECT kind, value, seq FROM notification_audience ORDER BY seq, kind, value').all()
+  const now = Date.now()
+  await store.append(draft({ title: 'old', createdAt: new Date(now - 3_600_000).toISOString(), audience: { users: ['alice'] } }))
+  await store.append(draft({ title: 'p1', collapseKey: 'op', audience: { users: ['alice', 'bob'], roles: ['user'] } }))
+  await store.append(draft({ title: 'everyone' }))
+  await store.append(draft({ title: 'short', expiresAt: new Date(now + 1000).toISOString(), audience: { roles: ['admin'] } }))
+  t.same(audience(), [
+    { kind: 0, value: 'alice', seq: 1 },
+    { kind: 0, value: 'alice', seq: 2 }, { kind: 0, value: 'bob', seq: 2 }, { kind: 1, value: 'user', seq: 2 },
+    { kind: 1, value: 'admin', seq: 4 }
+  ], 'one row per named user and role; none for a broadcast')
+  await store.append(draft({ title: 'p2', collapseKey: 'op', audience: { users: ['carol'] } }))
+  t.same(audience().map(r => (r as { seq: number }).seq), [1, 4, 5], 'the collapsed row took its audience with it')
+  await store.prune(now)
+  t.same(audience().map(r => (r as { seq: number }).seq), [4, 5], 'retention by age')
+  await store.prune(now + 2000)
+  t.same(audience(), [{ kind: 0, value: 'carol', seq: 5 }], 'expiry')
+  for (let i = 0; i < 4; i++) await store.append(draft({ audience: { roles: ['user'] } }))
+  await store.prune(now + 2000)
+  t.same(audience().map(r => (r as { seq: number }).seq), [6, 7, 8, 9], 'retention by count')
+})
+
+// The schema before the audience table (schema 1), as a fixture: a file it wrote must open with its audiences intact.
+const SCHEMA_1 = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications (
+  seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+  id           TEXT NOT NULL UNIQUE,
+  category     TEXT NOT NULL,
+  created_ms   INTEGER NOT NULL,
+  expires_ms   INTEGER,
+  collapse_key TEXT,
+  aud_users    TEXT,
+  aud_roles    TEXT,
+  body         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notifications_category_seq ON notifications (category, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS notifications_collapse_key ON notifications (collapse_key) WHERE collapse_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, notification TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS read_marks (user_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_upto (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+`
+
+t.test('SqliteStore: a file written by the previous schema is backfilled once and keeps its entitlements', async t => {
+  const file = tempFile()
+  const old = new Database(file)
+  old.pragma('journal_mode = WAL')
+  old.exec(SCHEMA_1)
+  old.prepare("INSERT INTO meta (key, value) VALUES ('epoch', 'old-epoch')").run()
+  const insert = old.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, body)
+    VALUES (@id, @category, @created_ms, @expires_ms, @collapse_key, @aud_users, @aud_roles, @body)`)
+  const rows: Array<[string, string, string | null, string | null]> = [
+    ['everyone', 'dashboard', null, null],
+    ['alice only', 'dashboard', '["alice"]', null],
+    ['bob only', 'dashboard', '["bob"]', null],
+    ['admins', 'dashboard', null, '["admin"]'],
+    ['bob or users', 'dashboard', '["bob"]', '["user"]'],
+    ['alice, admin category', 'admin', '["alice"]', null],
+    ['alice and users', 'system', '["alice"]', '["user"]']
+  ]
+  const created = Date.now()
+  for (const [title, category, users, roles] of rows) {
+    const d = draft({ title, category })
+    insert.run({ id: d.id, category, created_ms: created, expires_ms: null, collapse_key: null, aud_users: users, aud_roles: roles, body: JSON.stringify(d) })
+  }
+  old.prepare('INSERT INTO read_upto (user_id, seq) VALUES (?, ?)').run('bob', 3)
+  old.close()
+
+  const store = new SqliteStore(file)
+  await store.init()
+  t.equal(store.epoch, 'old-epoch', 'the same log')
+  const visible = ['system', 'dashboard', 'health', 'maintenance', 'user']
+  const list = async (user: User, over: { unreadOnly?: boolean, order?: 'asc' | 'desc' } = {}) =>
+    (await store.query({ user, categories: visible, order: 'asc', limit: 100, now: Date.now(), ...over })).map(r => [r.seq, r.title, r.read])
+  t.same(await list(alice), [[1, 'everyone', false], [2, 'alice only', false], [5, 'bob or users', false], [7, 'alice and users', false]])
+  const bob: User = { id: 'bob', role: 'user' }
+  t.same(await list(bob), [[1, 'everyone', true], [3, 'bob only', true], [5, 'bob or users', false], [7, 'alice and users', false]])
+  t.same(await list(bob, { unreadOnly: true, order: 'desc' }), [[7, 'alice and users', false], [5, 'bob or users', false]])
+  t.same(await list({ id: 'root', role: 'admin' }), [[1, 'everyone', false], [4, 'admins', false]])
+  t.equal(await store.unreadCount(alice, visible, Date.now()), 4)
+  t.equal(await store.unreadCount(bob, visible, Date.now()), 2)
+  t.equal(await store.unreadCount(alice, [...visible, 'admin'], Date.now()), 5)
+  const added = await store.append(draft({ title: 'new for alice', audience: { users: ['alice'] } }))
+  t.equal(added.notification.seq, 8, 'seq continues')
+  await store.close()
+
+  const db = new Database(file)
+  t.teardown(() => db.close())
+  t.equal(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '2')
+  t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 9, '8 backfilled + 1 new')
+  // Reopening does not backfill again: rows removed by hand stay removed.
+  db.prepare('DELETE FROM notification_audience WHERE seq = 2').run()
+  const again = new SqliteStore(file)
+  t.teardown(() => again.close())
+  await again.init()
+  t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 8, 'the backfill ran once')
+  t.equal(await again.unreadCount(alice, visible, Date.now()), 4, "'alice only' is gone with its audience row, 'new for alice' came")
+})
+
+t.test('SqliteStore answers every query like MemoryStore on a mixed history', async t => {
+  const memory = new MemoryStore()
+  const sqlite = new SqliteStore(tempFile())
+  await sqlite.init()
+  t.teardown(() => sqlite.close())
+  const categories = ['system', 'dashboard', 'admin', 'security']
+  const users = ['alice', 'bob', 'carol', 'root']
+  const roles = ['user', 'admin', 'viewer']
+  let x = 12345
+  const rand = (n: number) => { x = (x * 1103515245 + 12345) % 2147483648; return x % n }
+  const pick = <T>(list: readonly T[]) => list[rand(list.length)]!
+  const now = Date.now()
+  const items = Array.from({ length: 400 }, (_, i) => {
+    const aud = rand(4)
+    return {
+      draft: draft({
+        title: `n${i}`,
+        category: pick(categories),
+        ...(rand(10) === 0 ? { expiresAt: new Date(now + (rand(2) === 0 ? -1000 : 3_600_000)).toISOString() } : {}),
+        ...(rand(8) === 0 ? { collapseKey: `k${rand(20)}` } : {}),
+        ...(aud === 0
+          ? {}
+          : { audience: { ...(aud !== 2 ? { users: [pick(users), pick(users)] } : {}), ...(aud !== 1 ? { roles: [pick(roles)] } : {}) } })
+      })
+    }
+  })
+  for (const store of [memory, sqlite]) {
+    await store.appendMany(items)
+    await store.markAllRead('bob', 150)
+    await store.markRead('bob', items.filter((_, i) => i % 7 === 0).map(i => i.draft.id))
+    await store.markRead('alice', items.filter((_, i) => i % 3 === 0).map(i => i.draft.id))
+  }
+  const people: User[] = [{ id: 'alice', role: 'user' }, { id: 'bob', role: 'user' }, { id: 'carol', role: 'viewer' }, { id: 'root', role: 'admin' }]
+  const sets = [categories, ['system', 'dashboard'], ['admin'], []]
+  let compared = 0
+  let rows = 0
+  for (const user of people) {
+    for (const cats of sets) {
+      t.equal(await sqlite.unreadCount(user, cats, now), await memory.unreadCount(user, cats, now), `unread ${user.id} ${cats.join(',')}`)
+      for (const order of ['asc', 'desc'] as const) {
+        for (const unreadOnly of [false, true]) {
+          for (const [after, before, limit] of [[undefined, undefined, 1000], [undefined, undefined, 7], [100, undefined, 13], [undefined, 300, 9], [50, 250, 1000], [390, undefined, 5]] as const) {
+            const q = { user, categories: cats, order, unreadOnly, limit, now, ...(after !== undefined ? { after } : {}), ...(before !== undefined ? { before } : {}) }
+            const a = await sqlite.query(q)
+            const b = await memory.query(q)
+            rows += a.length
+            if (JSON.stringify(a) !== JSON.stringify(b)) t.same(a, b, JSON.stringify({ ...q, user: user.id }))
+            compared++
+          }
+        }
+      }
+    }
+  }
+  t.equal(compared, 4 * 4 * 2 * 2 * 6, `${compared} queries compared`)
+  t.ok(rows > 500, `${rows} rows compared`)
+  t.ok(UNREAD_COUNT_CAP > 400, 'the counts above were exact')
 })
 
 t.test('createStore picks a backend from its spec', async t => {
