@@ -318,3 +318,39 @@ t.test('createStore picks a backend from its spec', async t => {
   t.throws(() => createStore('redis://localhost:6379'), TypeError)
   t.throws(() => createStore('postgres://x'), TypeError)
 })
+
+t.test('SqliteStore group commit: concurrent appends get seqs in call order, and a failing one fails alone', async t => {
+  const store = new SqliteStore(tempFile())
+  await store.init()
+  t.teardown(() => store.close())
+  const taken = await store.append(draft({ title: 'first' }))
+  // All issued in one turn of the event loop: written in one transaction.
+  const pending = [
+    store.append(draft({ title: 'b' })),
+    store.append(draft({ id: taken.notification.id, title: 'duplicate id' })),
+    store.appendMany([{ draft: draft({ title: 'c1' }) }, { draft: draft({ title: 'c2' }) }]),
+    store.append(draft({ title: 'd' }))
+  ]
+  const settled = await Promise.allSettled(pending)
+  t.same(settled.map(s => s.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'])
+  const seqs = [
+    (settled[0] as PromiseFulfilledResult<{ notification: { seq: number } }>).value.notification.seq,
+    ...(settled[2] as PromiseFulfilledResult<Array<{ notification: { seq: number } }>>).value.map(r => r.notification.seq),
+    (settled[3] as PromiseFulfilledResult<{ notification: { seq: number } }>).value.notification.seq
+  ]
+  t.same(seqs, [...seqs].sort((a, b) => a - b), 'seqs increase in call order')
+  t.same((await titles(store)).map(r => r[1]), ['first', 'b', 'c1', 'c2', 'd'], 'everything but the failing append is stored')
+})
+
+t.test('SqliteStore: an append still queued when the store closes is written before the file closes', async t => {
+  const file = tempFile()
+  const store = new SqliteStore(file)
+  await store.init()
+  const queued = store.append(draft({ title: 'queued' }))
+  await store.close()
+  t.equal((await queued).notification.title, 'queued')
+  const reopened = new SqliteStore(file)
+  await reopened.init()
+  t.teardown(() => reopened.close())
+  t.same((await titles(reopened)).map(r => r[1]), ['queued'])
+})
