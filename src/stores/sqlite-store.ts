@@ -68,21 +68,26 @@ const IS_READ = `(n.seq <= @upto OR EXISTS (SELECT 1 FROM read_marks r WHERE r.u
 const FILTER = `n.category IN (SELECT value FROM json_each(@categories))
   AND (n.expires_ms IS NULL OR n.expires_ms > @now)
   AND (@unreadOnly = 0 OR NOT ${IS_READ})`
-const candidates = (broadcastIndex: string, order: string) => `
-  SELECT n.seq FROM notifications n INDEXED BY ${broadcastIndex}
-    WHERE n.aud_users IS NULL AND n.aud_roles IS NULL AND n.seq > @after AND n.seq < @before AND ${FILTER}
-  UNION ALL
-  SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
-    WHERE a.kind = 0 AND a.value = @userId AND a.seq > @after AND a.seq < @before AND ${FILTER}
-  UNION ALL
-  SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
+// The three ways a row can be entitled, each walked through its own index. They
+// run as three statements: SQLite executes the same arms combined in one
+// compound statement about ten times slower (measured: 130 µs against 21 µs).
+const ARMS = {
+  broadcast: (index: string) => `SELECT n.seq FROM notifications n INDEXED BY ${index}
+    WHERE n.aud_users IS NULL AND n.aud_roles IS NULL AND n.seq > @after AND n.seq < @before AND ${FILTER}`,
+  user: `SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
+    WHERE a.kind = 0 AND a.value = @userId AND a.seq > @after AND a.seq < @before AND ${FILTER}`,
+  // A row naming both the user and its role is found once, through the user arm.
+  role: `SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
     WHERE a.kind = 1 AND a.value = @role AND a.seq > @after AND a.seq < @before AND ${FILTER}
-      AND NOT EXISTS (SELECT 1 FROM notification_audience u WHERE u.kind = 0 AND u.value = @userId AND u.seq = a.seq)
-  ${order}`
-const page = (dir: 'ASC' | 'DESC') => `SELECT n.seq, n.body, ${IS_READ} AS is_read
-  FROM (${candidates('notifications_broadcast_seq', `ORDER BY 1 ${dir} LIMIT @limit`)}) c
-  JOIN notifications n ON n.seq = c.seq
-  ORDER BY n.seq ${dir}`
+      AND NOT EXISTS (SELECT 1 FROM notification_audience u WHERE u.kind = 0 AND u.value = @userId AND u.seq = a.seq)`
+}
+const armStatements = (db: Database.Database, make: (arm: string) => string) => [
+  db.prepare(make(ARMS.broadcast('notifications_broadcast_seq'))).pluck(),
+  db.prepare(make(ARMS.user)).pluck(),
+  db.prepare(make(ARMS.role)).pluck()
+]
+const ROWS = `SELECT n.seq, n.body, ${IS_READ} AS is_read FROM notifications n
+  WHERE n.seq IN (SELECT value FROM json_each(@seqs))`
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,9 +174,14 @@ export class SqliteStore implements HistoryStore {
         VALUES (@id, @category, @created_ms, @expires_ms, @collapse_key, @aud_users, @aud_roles, @body)`),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
       readUpTo: db.prepare('SELECT seq FROM read_upto WHERE user_id = ?').pluck(),
-      queryAsc: db.prepare(page('ASC')),
-      queryDesc: db.prepare(page('DESC')),
-      unread: db.prepare(`SELECT COUNT(*) FROM (${candidates('notifications_broadcast_category', 'LIMIT @cap')})`).pluck(),
+      pageAsc: armStatements(db, arm => `${arm} ORDER BY 1 ASC LIMIT @limit`),
+      pageDesc: armStatements(db, arm => `${arm} ORDER BY 1 DESC LIMIT @limit`),
+      rows: db.prepare(ROWS),
+      unread: [
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.broadcast('notifications_broadcast_category')} LIMIT @cap)`).pluck(),
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.user} LIMIT @cap)`).pluck(),
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.role} LIMIT @cap)`).pluck()
+      ],
       markRead: db.prepare(`INSERT OR IGNORE INTO read_marks (user_id, seq)
         SELECT @userId, seq FROM notifications WHERE id IN (SELECT value FROM json_each(@ids))`),
       setUpTo: db.prepare(`INSERT INTO read_upto (user_id, seq) VALUES (@userId, @seq)
@@ -321,18 +331,24 @@ export class SqliteStore implements HistoryStore {
   }
 
   async query (q: HistoryQuery): Promise<ClientNotification[]> {
-    const stmt = q.order === 'asc' ? this.#stmts.queryAsc : this.#stmts.queryDesc
+    const asc = q.order === 'asc'
     const params = this.#params(q.user, q.categories, q.now)
     const unreadOnly = q.unreadOnly === true
     const after = q.after ?? 0
-    const rows = stmt.all({
+    const bound = {
       ...params,
       // Everything up to read_upto is read: an unread-only walk starts above it.
       after: unreadOnly ? Math.max(after, params.upto) : after,
       before: q.before ?? Number.MAX_SAFE_INTEGER,
       unreadOnly: unreadOnly ? 1 : 0,
       limit: q.limit
-    }) as Row[]
+    }
+    // Each arm gives at most `limit` seqs in order; the page is the first `limit` of their union.
+    const seqs = (asc ? this.#stmts.pageAsc : this.#stmts.pageDesc).flatMap(stmt => stmt.all(bound) as number[])
+    seqs.sort(asc ? (a, b) => a - b : (a, b) => b - a)
+    if (seqs.length === 0) return []
+    const rows = this.#stmts.rows.all({ ...params, seqs: JSON.stringify(seqs.slice(0, q.limit)) }) as Row[]
+    rows.sort(asc ? (a, b) => a.seq - b.seq : (a, b) => b.seq - a.seq)
     return rows.map(r => {
       const body = JSON.parse(r.body) as Omit<StoredNotification, 'seq'>
       return { ...body, seq: r.seq, read: r.is_read === 1 }
@@ -341,13 +357,10 @@ export class SqliteStore implements HistoryStore {
 
   async unreadCount (user: User, categories: readonly string[], now: number): Promise<number> {
     const params = this.#params(user, categories, now)
-    return this.#stmts.unread.get({
-      ...params,
-      after: params.upto,
-      before: Number.MAX_SAFE_INTEGER,
-      unreadOnly: 1,
-      cap: UNREAD_COUNT_CAP
-    }) as number
+    const bound = { ...params, after: params.upto, before: Number.MAX_SAFE_INTEGER, unreadOnly: 1, cap: UNREAD_COUNT_CAP }
+    let count = 0
+    for (const stmt of this.#stmts.unread) count += stmt.get(bound) as number
+    return Math.min(count, UNREAD_COUNT_CAP)
   }
 
   async markRead (userId: string, ids: readonly string[]): Promise<void> {
