@@ -46,6 +46,17 @@ export class WsTransport implements SocketLike {
     sender.sendFrame(wire)
   }
 
+  batch (writes: () => void): void {
+    // ws corks each frame itself; an outer cork holds them all until the last one.
+    const socket = (this.ws as unknown as { _socket?: { cork (): void, uncork (): void } })._socket
+    socket?.cork()
+    try {
+      writes()
+    } finally {
+      socket?.uncork()
+    }
+  }
+
   close (code: number, reason: string): void {
     this.ws.close(code, reason)
   }

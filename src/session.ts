@@ -22,6 +22,8 @@ export interface SocketLike {
   readonly bufferedAmount: number
   /** Drops the connection at once (ws `terminate()`); used when the peer does not answer a close in time. */
   terminate? (): void
+  /** Runs `writes` with the socket corked, so many frames leave in one write (the replay). */
+  batch? (writes: () => void): void
 }
 
 export interface SessionOptions {
@@ -161,12 +163,14 @@ export class Session implements Connection {
       for (;;) {
         const page = categories.length === 0 ? [] : await this.#manager.replayPage(this.user, categories, after, REPLAY_PAGE)
         if (this.#closed) return
-        for (const n of page) {
-          this.#write(notificationFrame(n))
-          this.#lastSent = n.seq
-          after = n.seq
-          count++
-        }
+        this.#batch(() => {
+          for (const n of page) {
+            this.#write(notificationFrame(n))
+            this.#lastSent = n.seq
+            after = n.seq
+            count++
+          }
+        })
         if (page.length < REPLAY_PAGE) break
         // A long replay waits for the socket to drain rather than tripping the slow-consumer limit.
         if (!await this.#drained()) return
@@ -216,6 +220,11 @@ export class Session implements Connection {
       return
     }
     this.#write(frame)
+  }
+
+  #batch (writes: () => void): void {
+    if (this.#socket.batch) this.#socket.batch(writes)
+    else writes()
   }
 
   #write (frame: string | SharedFrame): void {
