@@ -4,10 +4,13 @@ import { EventEmitter } from 'node:events'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { adminHealthAdapter, dashboardAdapter, maintenanceProgressAdapter } from '../adapters/index.js'
-import type { LegacyAdapterOptions } from '../adapters/index.js'
+import type { AdapterReport, LegacyAdapterOptions, LegacyEventReport } from '../adapters/index.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, connect, type Client, type Frame } from './helper.js'
+
+/** The migration report, typed: the manager knows reports only as `unknown`, the adapters define them. */
+const reportOf = (app: FastifyInstance) => app.notifications.migration() as Record<string, AdapterReport>
 
 type LogLine = Record<string, any> & { level: number, msg: string }
 const WARN = 40
@@ -265,7 +268,7 @@ t.test('a failing store never throws into the emitter nor leaves an unhandled re
   const outcome = await h.app.legacyAdapters.get('dashboard')!.ingest('broadcast_notification', { message: 'lost too' })
   t.equal(outcome.status, 'failed')
   await new Promise(resolve => setImmediate(resolve))
-  t.match((h.app.notifications.migration() as any).dashboard.events.broadcast_notification, { received: 2, published: 0, rejected: 0, failed: 2 })
+  t.match(reportOf(h.app).dashboard!.events.broadcast_notification, { received: 2, published: 0, rejected: 0, failed: 2 })
   t.equal(h.logs.filter(l => l.level === 50 && l.adapter === 'dashboard' && l.err?.message === 'disk full').length, 2, 'logged at error with the cause')
   t.same(unhandled, [], 'no unhandled rejection')
 
@@ -285,7 +288,7 @@ t.test('an unknown event on a wrapped emitter is ignored and counted as unmapped
   emitter.emit('something_else')
   emitter.on('newListener', () => {})
   await assertNothingReceived(t, u, 'unknown events')
-  t.same((h.app.notifications.migration() as any).dashboard.unmapped, { received: 3, events: { user_notificaton: 2, something_else: 1 } })
+  t.same(reportOf(h.app).dashboard!.unmapped, { received: 3, events: { user_notificaton: 2, something_else: 1 } })
 })
 
 t.test('closing the app removes every listener the adapters added and restores emit', async t => {
@@ -374,7 +377,7 @@ t.test('forwardLegacyEvents on: legacy=1 connections entitled to it also get the
   emitter.emit('broadcast_notification', { message: 'to all' })
   await bobLegacy.nextOf('notification')
   t.same(await bobLegacy.next(), { type: 'legacy', event: 'broadcast_notification', data: { message: 'to all' } })
-  t.same((h.app.notifications.migration() as any).dashboard.forwardLegacyEvents, true)
+  t.same(reportOf(h.app).dashboard!.forwardLegacyEvents, true)
 })
 
 t.test('forwardLegacyEvents off (default): legacy=1 connections get the notification only', async t => {
@@ -384,7 +387,7 @@ t.test('forwardLegacyEvents off (default): legacy=1 connections get the notifica
   emitter.emit('maintenance_progress', { operation_id: 'op', progress: 10 })
   t.equal((await legacy.nextOf('notification')).notification.data.progress, 10)
   await assertNothingReceived(t, legacy, 'no legacy frame')
-  t.same((h.app.notifications.migration() as any).maintenance.forwardLegacyEvents, false)
+  t.same(reportOf(h.app).maintenance!.forwardLegacyEvents, false)
 })
 
 t.test('the migration report: exact counts per event, from manager, /migration and /stats; one deprecation warning per event', async t => {
@@ -403,12 +406,15 @@ t.test('the migration report: exact counts per event, from manager, /migration a
   emitter.emit('no_such_event', {})
 
   const zero = { received: 0, published: 0, rejected: 0, failed: 0, lastSeenAt: null }
-  const report = h.app.notifications.migration() as any
-  const seen = (r: any) => {
-    t.ok(Date.parse(r.lastSeenAt) >= t0 - 1000 && Date.parse(r.lastSeenAt) <= Date.now(), 'lastSeenAt is a recent ISO time')
+  const report = reportOf(h.app)
+  const seen = (r: LegacyEventReport | undefined) => {
+    const at = Date.parse(r?.lastSeenAt ?? '')
+    t.ok(at >= t0 - 1000 && at <= Date.now(), 'lastSeenAt is a recent ISO time')
     return { ...r, lastSeenAt: 'seen' }
   }
-  t.same({ ...report.dashboard, events: { ...report.dashboard.events, user_notification: seen(report.dashboard.events.user_notification) } }, {
+  const dashboardReport = report.dashboard!
+  const maintenanceReport = report.maintenance!
+  t.same({ ...dashboardReport, events: { ...dashboardReport.events, user_notification: seen(dashboardReport.events.user_notification) } }, {
     forwardLegacyEvents: false,
     events: {
       user_notification: { received: 4, published: 3, rejected: 1, failed: 0, lastSeenAt: 'seen' },
@@ -416,7 +422,7 @@ t.test('the migration report: exact counts per event, from manager, /migration a
     },
     unmapped: { received: 1, events: { no_such_event: 1 } }
   })
-  t.same({ ...report.maintenance, events: { ...report.maintenance.events, maintenance_progress: seen(report.maintenance.events.maintenance_progress) } }, {
+  t.same({ ...maintenanceReport, events: { ...maintenanceReport.events, maintenance_progress: seen(maintenanceReport.events.maintenance_progress) } }, {
     forwardLegacyEvents: false,
     events: {
       maintenance_started: zero,
@@ -451,9 +457,9 @@ t.test('two adapters sharing one emitter count unmapped only what neither maps, 
   await app.ready()
   emitter.emit('maintenance_started', { operation_id: 'x', operation_type: 'y' })
   emitter.emit('mystery', 1)
-  const report = app.notifications.migration() as any
-  t.same(report.dashboard.unmapped, { received: 1, events: { mystery: 1 } })
-  t.same(report.maintenance.unmapped, { received: 1, events: { mystery: 1 } })
+  const report = reportOf(app)
+  t.same(report.dashboard!.unmapped, { received: 1, events: { mystery: 1 } })
+  t.same(report.maintenance!.unmapped, { received: 1, events: { mystery: 1 } })
   await app.close()
   t.equal(emitter.emit, EventEmitter.prototype.emit)
   t.equal(emitter.eventNames().length, 0)
