@@ -36,6 +36,24 @@ interface Live {
 /** How long shutdown waits for clients to answer the 1001 close before cutting them off. */
 const CLOSE_GRACE_MS = 2000
 
+/**
+ * @fastify/websocket keeps the upgrade's request and reply alive as long as the
+ * socket: its error listener closes over them, and the raw socket still points
+ * at the hijacked ServerResponse. For a connection that stays open for hours
+ * that is most of its memory (headers, URL, streams state), so let them go:
+ * one error listener of our own, and the response detached from the socket.
+ */
+function releaseUpgrade (socket: WebSocket, request: FastifyRequest): void {
+  const log = request.log
+  socket.removeAllListeners('error')
+  socket.on('error', (err) => {
+    log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
+    socket.terminate()
+  })
+  const raw = request.raw.socket as (typeof request.raw.socket & { _httpMessage?: { detachSocket? (s: unknown): void } }) | null
+  raw?._httpMessage?.detachSocket?.(raw)
+}
+
 export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
   const { manager, auth } = opts
   const live = new Map<WebSocket, Live>()
@@ -137,6 +155,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     })
     const state: Live = { session, missedPongs: 0 }
     live.set(socket, state)
+    releaseUpgrade(socket, request)
     // Listeners first, synchronously, before anything awaits: no frame is lost.
     socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
     socket.on('pong', () => { state.missedPongs = 0 })

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { signToken } from '../src/tokens.js'
-import { API_KEY, SECRET, build, connect, publish } from './helper.js'
+import { API_KEY, SECRET, build, connect, publish, serverSockets } from './helper.js'
 
 t.test('a broadcast framed once arrives intact at every socket, small and large', async t => {
   const h = await build(t)
@@ -39,5 +39,21 @@ t.test('with permessage-deflate negotiated (host app enabled it) notifications s
   const res = await app.inject({ method: 'POST', url: '/api/notifications', headers: { authorization: `Bearer ${API_KEY}` }, payload: { category: 'system', title: 'compressed' } })
   t.equal(res.statusCode, 202)
   t.equal((await c.nextOf('notification')).notification.title, 'compressed')
+  c.close()
+})
+
+t.test('an open connection does not keep its upgrade request and response alive', async t => {
+  const h = await build(t)
+  const c = await connect(h.ws, { token: await h.token('alice') })
+  await c.nextOf('connected')
+  const [socket] = serverSockets(h.app)
+  t.ok(socket, 'the server side of the connection')
+  const raw = (socket as unknown as { _socket: { _httpMessage?: unknown } })._socket
+  t.notOk(raw._httpMessage, 'the hijacked ServerResponse is detached from the socket')
+  t.equal(socket!.listenerCount('error'), 1, "only our error listener, not one closing over the request and reply")
+  // and the connection still works both ways
+  const sent = await publish(h, { category: 'system', title: 'still here' })
+  t.equal((await c.nextOf('notification')).notification.id, sent.id)
+  t.equal((await c.request({ type: 'ping' })).type, 'reply')
   c.close()
 })
