@@ -357,6 +357,13 @@ async function session (name, n, rep) {
       const r = rec.resume
       step(`resume ${r.ms}ms${r.correct ? '' : ` INCOMPLETE (${r.caughtUp}/${n} caught up${r.timedOut ? `, stopped at the ${RESUME_BUDGET_MS / 1000} s budget` : ''})`}`)
     }
+    if (sc.includes('idle') && sc.some(s => s !== 'idle')) {
+      // The same N connections (after a resume storm: the same clients, reconnected) once the traffic is over.
+      await sleep(config.settleMs)
+      const m = await child.memAfterGc()
+      rec.afterTraffic = { rssPerConnKB: kb((m.rss - base.rss) / n), heapPerConnKB: kb((m.heapUsed - base.heapUsed) / n) }
+      step(`after traffic ${rec.afterTraffic.rssPerConnKB}KB/conn`)
+    }
     rec.serverCpuMsTotal = Math.round(cpuMs(pid))
     rec.peakRssMB = Math.round(rssBytes(pid) / 2 ** 20)
   } catch (err) {

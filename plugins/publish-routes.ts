@@ -1,22 +1,15 @@
 // POST /api/notifications and /api/notifications/batch: publishing over REST,
-// rate-limited per credential.
-import { createHash } from 'node:crypto'
+// rate-limited per credential (the digest the API key check computed).
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { RateLimitedError } from '../src/errors.js'
 import type { NotificationManager } from '../src/manager.js'
 import type { PublishInput, StoredNotification } from '../src/schemas.js'
-import { bearerToken, type Auth } from './auth.js'
+import type { Auth } from './auth.js'
 import type { ResolvedOptions } from './options.js'
 import { batchSchema, publishSchema, type BatchBody } from './rest-schemas.js'
 
 const result = (n: StoredNotification, duplicate: boolean) => ({ id: n.id, seq: n.seq, createdAt: n.createdAt, duplicate })
-
-// The limit is per credential (an API key or a token), hashed so the key itself is never kept.
-const credentialKey = (request: FastifyRequest) => {
-  const token = bearerToken(request)
-  return token === undefined ? `ip:${request.ip}` : createHash('sha256').update(token).digest('base64url').slice(0, 22)
-}
 
 export async function publishRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth, rateLimit: ResolvedOptions['publishRateLimit'] }): Promise<void> {
   const { manager, auth } = opts
@@ -28,7 +21,7 @@ export async function publishRoutes (app: FastifyInstance, opts: { manager: Noti
       global: false,
       errorResponseBuilder: (_request, context) => new RateLimitedError(context.after)
     })
-    config.rateLimit = { max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs, keyGenerator: credentialKey }
+    config.rateLimit = { max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs, keyGenerator: (request: FastifyRequest) => auth.credentialOf(request) }
   }
 
   app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, onRequest, config }, async (request, reply) => {

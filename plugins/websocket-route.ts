@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError, toHttpError } from '../src/errors.js'
+import type { Logger } from '../src/logger.js'
 import type { NotificationManager } from '../src/manager.js'
 import { Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
@@ -43,11 +44,11 @@ const CLOSE_GRACE_MS = 2000
  * that is most of its memory (headers, URL, streams state), so let them go:
  * one error listener of our own, and the response detached from the socket.
  */
-function releaseUpgrade (socket: WebSocket, request: FastifyRequest): void {
-  const log = request.log
+function releaseUpgrade (socket: WebSocket, request: FastifyRequest, log: Logger, sessionId: string): void {
   socket.removeAllListeners('error')
+  // The app's logger, not request.log: that child logger would be kept alive with the socket.
   socket.on('error', (err) => {
-    log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
+    log.warn({ sessionId, err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
     socket.terminate()
   })
   const raw = request.raw.socket as (typeof request.raw.socket & { _httpMessage?: { detachSocket? (s: unknown): void } }) | null
@@ -107,7 +108,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
   const heartbeat = setInterval(() => {
     for (const [socket, state] of live) {
       if (state.missedPongs >= 2) {
-        state.session.opts.log.info({ sessionId: state.session.id }, 'missed two pongs: terminating')
+        app.log.info({ sessionId: state.session.id }, 'missed two pongs: terminating')
         socket.terminate()
         continue
       }
@@ -151,11 +152,12 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       ...(q.since !== undefined ? { since: q.since } : {}),
       ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
       ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
-      log: request.log
+      log: app.log,
+      reqId: request.id
     })
     const state: Live = { session, missedPongs: 0 }
     live.set(socket, state)
-    releaseUpgrade(socket, request)
+    releaseUpgrade(socket, request, app.log, session.id)
     // Listeners first, synchronously, before anything awaits: no frame is lost.
     socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
     socket.on('pong', () => { state.missedPongs = 0 })

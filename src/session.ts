@@ -43,6 +43,8 @@ export interface SessionOptions {
   /** Verifies a token sent in a refresh frame; absent when the host app authenticates on its own. */
   verifyToken?: TokenVerifier
   log: Logger
+  /** The upgrade request's id, for the `connection opened` log line (ties it to the request's own logs). */
+  reqId?: string
 }
 
 const REPLAY_PAGE = 500
@@ -64,8 +66,9 @@ export class Session implements Connection {
   readonly #socket: SocketLike
   readonly #log: Logger
   readonly #verifyToken: TokenVerifier | undefined
-  readonly #requests: TokenBucket
-  readonly #badFrames: TokenBucket
+  // Made on first use: an idle connection (most of them) holds neither.
+  #requests: TokenBucket | undefined
+  #badFrames: TokenBucket | undefined
   #rateLimitedInARow = 0
   #expiresAt: number | undefined
   #expiryTimer: NodeJS.Timeout | undefined
@@ -89,12 +92,15 @@ export class Session implements Connection {
     this.legacy = opts.legacy === true
     this.subscriptions = new Set(opts.subscriptions)
     this.#verifyToken = opts.verifyToken
-    this.#log = opts.log.child({ sessionId: this.id, userId: opts.user.id })
-    const limits = this.#manager.limits
-    this.#requests = new TokenBucket(limits.requestsPerSecond, limits.requestBurst)
-    this.#badFrames = new TokenBucket(limits.badFramesPerMinute / 60, limits.badFramesPerMinute)
+    // No child logger per session: with its bindings it held about 1 KB per idle connection.
+    this.#log = opts.log
     this.#expiresAt = opts.expiresAt
     this.#queue = new Promise(resolve => { this.#resolveStarted = resolve })
+  }
+
+  /** Who a log line is about (bound per call instead of a child logger per session). */
+  #ids (): { sessionId: string, userId: string } {
+    return { sessionId: this.id, userId: this.user.id }
   }
 
   get closed (): boolean {
@@ -143,9 +149,9 @@ export class Session implements Connection {
         if (p.legacy) this.#write(p.frame)
         else this.deliver(p.seq, p.frame)
       }
-      this.#log.info({ role: this.user.role, subscriptions: this.subscriptions.size, since: this.opts.since, legacy: this.legacy }, 'connection opened')
+      this.#log.info({ ...this.#ids(), reqId: this.opts.reqId, role: this.user.role, subscriptions: this.subscriptions.size, since: this.opts.since, legacy: this.legacy }, 'connection opened')
     } catch (err) {
-      this.#log.error({ err }, 'connection start failed')
+      this.#log.error({ ...this.#ids(), err }, 'connection start failed')
       this.close(CloseCode.internal, 'internal error')
     } finally {
       this.#resolveStarted()
@@ -230,7 +236,7 @@ export class Session implements Connection {
   #write (frame: string | SharedFrame): void {
     if (this.#closed) return
     if (this.#socket.bufferedAmount > this.#manager.limits.sendBufferBytes) {
-      this.#log.warn({ bufferedAmount: this.#socket.bufferedAmount }, 'slow consumer: closing')
+      this.#log.warn({ ...this.#ids(), bufferedAmount: this.#socket.bufferedAmount }, 'slow consumer: closing')
       this.close(CloseCode.slowConsumer, 'slow consumer')
       return
     }
@@ -244,6 +250,8 @@ export class Session implements Connection {
   /** Entry point for every client message. Never throws. */
   onMessage (data: Buffer | string, isBinary: boolean): void {
     if (this.#closed || this.#closing) return
+    const limits = this.#manager.limits
+    this.#requests ??= new TokenBucket(limits.requestsPerSecond, limits.requestBurst)
     if (!this.#requests.take()) {
       this.#rateLimitedInARow++
       if (this.#rateLimitedInARow > this.#manager.limits.rateLimitedBeforeClose) {
@@ -268,11 +276,13 @@ export class Session implements Connection {
   }
 
   #badFrame (id: string | undefined, code: FrameErrorCode, message: string): void {
+    const limits = this.#manager.limits
+    this.#badFrames ??= new TokenBucket(limits.badFramesPerMinute / 60, limits.badFramesPerMinute)
     if (!this.#badFrames.take()) {
       this.#closeAfterReplies(CloseCode.policy, 'too many bad frames')
       return
     }
-    this.#log.debug({ code }, 'bad frame')
+    this.#log.debug({ ...this.#ids(), code }, 'bad frame')
     this.#reply(errorFrame(id, code, message))
   }
 
@@ -297,7 +307,7 @@ export class Session implements Connection {
         this.#write(errorFrame(frame.id, err.code, err.message))
         return
       }
-      this.#log.error({ err, frameType: frame.type }, 'request failed')
+      this.#log.error({ ...this.#ids(), err, frameType: frame.type }, 'request failed')
       this.#write(errorFrame(frame.id, FrameErrorCode.internal, 'Internal error; the request was not completed'))
     }
   }
@@ -350,7 +360,7 @@ export class Session implements Connection {
       throw err
     }
     if (verified.user.id !== this.user.id || verified.user.role !== this.user.role) {
-      this.#log.warn('refresh with a token for another identity: closing')
+      this.#log.warn(this.#ids(), 'refresh with a token for another identity: closing')
       this.close(CloseCode.tokenExpired, 'refresh token is for another user')
       return undefined
     }
@@ -388,7 +398,7 @@ export class Session implements Connection {
 
   /** Releases the session's indexes and timers; called when the socket is gone. */
   dispose (): void {
-    if (!this.#closed) this.#log.info({ pending: this.#pending?.length ?? 0 }, 'connection closed')
+    if (!this.#closed) this.#log.info({ ...this.#ids(), pending: this.#pending?.length ?? 0 }, 'connection closed')
     this.#closed = true
     this.#pending = undefined
     clearTimeout(this.#expiryTimer)

@@ -240,7 +240,8 @@ t.test('SqliteStore: a file written by the previous schema is backfilled once an
 
   const db = new Database(file)
   t.teardown(() => db.close())
-  t.equal(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '2')
+  t.equal(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '3')
+  t.equal(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'notifications_category_seq'").pluck().get(), 0, 'the index no query uses is gone')
   t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 9, '8 backfilled + 1 new')
   // Reopening does not backfill again: rows removed by hand stay removed.
   db.prepare('DELETE FROM notification_audience WHERE seq = 2').run()

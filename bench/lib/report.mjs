@@ -19,7 +19,12 @@ export const METRICS = [
   { id: 'targetedCpuUs', label: 'targeted: server CPU µs per delivery', path: r => r.targeted?.correct ? r.targeted.cpuUsPerDelivery : undefined, better: 'lower' },
   { id: 'resumeMs', label: 'resume storm: ms until all caught up (10 each)', path: r => r.resume?.correct ? r.resume.ms : undefined, better: 'lower' },
   { id: 'resumePerSec', label: 'resume storm: clients caught up /s', path: r => r.resume?.caughtUpPerSec, better: 'higher' },
-  { id: 'resumeCpuMs', label: 'resume storm: server CPU ms per client', path: r => r.resume?.cpuMsPerClient, better: 'lower' }
+  { id: 'resumeCpuMs', label: 'resume storm: server CPU ms per client', path: r => r.resume?.cpuMsPerClient, better: 'lower' },
+  { id: 'afterRssPerConnKB', label: 'after traffic: RSS per connection (KB, after GC)', path: r => r.afterTraffic?.rssPerConnKB, better: 'lower' },
+  { id: 'afterHeapPerConnKB', label: 'after traffic: heap per connection (KB, after GC)', path: r => r.afterTraffic?.heapPerConnKB, better: 'lower' },
+  // Each server against its own idle figure: growth that traffic left behind (target ≤ 1.1).
+  { id: 'afterRssVsIdle', label: 'after traffic / idle, RSS per connection', path: r => r.afterTraffic && r.idle ? r.afterTraffic.rssPerConnKB / r.idle.rssPerConnKB : undefined, better: 'info' },
+  { id: 'afterHeapVsIdle', label: 'after traffic / idle, heap per connection', path: r => r.afterTraffic && r.idle ? r.afterTraffic.heapPerConnKB / r.idle.heapPerConnKB : undefined, better: 'info' }
 ]
 
 export const REST_METRICS = [

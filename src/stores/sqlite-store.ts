@@ -48,7 +48,10 @@ CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_ms);
 CREATE INDEX IF NOT EXISTS notifications_expires ON notifications (expires_ms) WHERE expires_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_ms);
 `
-const SCHEMA_VERSION = 2
+// Schema 3: no (category, seq) index. No query has used it since schema 2 (the
+// entitlement arms have their own indexes) and every append paid for it.
+const SCHEMA_VERSION = 3
+const DROP_UNUSED = 'DROP INDEX IF EXISTS notifications_category_seq;'
 /** Fills the audience table from rows written before it existed (schema 1); idempotent. */
 const BACKFILL = `
 INSERT OR IGNORE INTO notification_audience (kind, value, seq)
@@ -104,7 +107,6 @@ CREATE TABLE IF NOT EXISTS notifications (
   aud_roles    TEXT,
   body         TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS notifications_category_seq ON notifications (category, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS notifications_collapse_key ON notifications (collapse_key) WHERE collapse_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, notification TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS read_marks (user_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
@@ -143,10 +145,11 @@ export class SqliteStore implements HistoryStore {
     db.pragma('cache_size = -65536')
     db.transaction(() => {
       db.exec(SCHEMA)
-      // Files written by schema 1 have notifications but no audience rows yet.
-      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() as string | undefined
-      if (version === undefined || Number(version) < SCHEMA_VERSION) {
-        db.exec(BACKFILL)
+      const version = Number(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() ?? 0)
+      if (version < SCHEMA_VERSION) {
+        // Files written by schema 1 have notifications but no audience rows yet.
+        if (version < 2) db.exec(BACKFILL)
+        db.exec(DROP_UNUSED)
         db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
           .run(String(SCHEMA_VERSION))
       }
