@@ -31,6 +31,9 @@ async function setup (t: Test, opts: { store?: MemoryStore, broker?: Broker, ret
   return { manager, store }
 }
 
+/** The local broker hands messages over on the next turn of the event loop, as a networked one would. */
+const brokerTurn = () => new Promise<void>(resolve => setImmediate(resolve))
+
 let counter = 0
 interface FakeConnection extends Connection {
   frames: Array<{ seq: number, frame: string }>
@@ -177,6 +180,7 @@ t.test('a repeated idempotency key returns the first notification and delivers n
   t.equal(second.duplicate, true)
   t.equal(second.notification.id, first.notification.id)
   t.equal(second.notification.title, 'first')
+  await brokerTurn()
   t.equal(conn.frames.length, 1, 'delivered once')
   t.equal(await manager.store.lastSeq(), 1)
   t.match(manager.stats(), { published: 1, duplicates: 1, delivered: 1 })
@@ -204,9 +208,11 @@ t.test('publishMany publishes in order, and none when one item is invalid', asyn
   t.same(outcomes.map(o => [o.notification.title, o.notification.seq, o.duplicate, o.notification.source]), [
     ['a', 1, false, 'api'], ['b', 2, false, 'api'], ['c', 3, false, 'api']
   ])
+  await brokerTurn()
   t.same(conn.frames.map(f => f.seq), [1, 2, 3], 'delivered in order')
   const again = await manager.publishMany([{ category: 'dashboard', title: 'b2', idempotencyKey: 'kb' }])
   t.equal(again[0]!.duplicate, true)
+  await brokerTurn()
   t.equal(conn.frames.length, 3)
 })
 
@@ -265,6 +271,7 @@ t.test('deliver() through publish reaches the entitled connections only', async 
   await manager.publish({ category: 'dashboard', title: 'for alice', audience: { users: ['alice'] } })
   await manager.publish({ category: 'dashboard', title: 'for users', audience: { roles: ['user'] } })
   await manager.publish({ category: 'system', title: 'all' })
+  await brokerTurn()
   t.same(a.frames.map(f => JSON.parse(f.frame).notification.title), ['for alice', 'for users'])
   t.same(b.frames.map(f => JSON.parse(f.frame).notification.title), ['for users'])
   t.same(v.frames.map(f => JSON.parse(f.frame).notification.title), ['all'])
@@ -280,6 +287,7 @@ t.test('legacy frames go only to legacy connections among the recipients', async
     { category: 'dashboard', title: 'x', audience: { users: ['alice', 'bob'] } },
     { legacy: { event: 'user_notification', data: { user_id: 'bob', message: 'x' } } }
   )
+  await brokerTurn()
   t.same(modern.legacyFrames, [])
   t.same(old.legacyFrames.map(f => JSON.parse(f)), [{ type: 'legacy', event: 'user_notification', data: { user_id: 'bob', message: 'x' } }])
   t.same(oldOutsider.legacyFrames, [], 'not entitled, no legacy frame either')
@@ -396,6 +404,7 @@ t.test('stats counts publishes, duplicates, deliveries, connections and subscrip
   await manager.publish({ category: 'system', title: 'x', idempotencyKey: 'k' })
   await manager.publish({ category: 'dashboard', title: 'y' })
   await manager.publish({ category: 'security', title: 'nobody listens' })
+  await brokerTurn()
   t.same(manager.stats(), { published: 3, duplicates: 1, delivered: 4, connections: 3, users: 2, subscriptions: { system: 2, dashboard: 2 } })
   manager.registry.remove(a2)
   t.match(manager.stats(), { connections: 2, users: 2, subscriptions: { system: 1, dashboard: 2 } })

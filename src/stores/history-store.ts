@@ -84,6 +84,22 @@ export function isExpired (n: Pick<StoredNotification, 'expiresAt'>, now: number
 
 /** The client view of a stored notification: no audience, plus the reader's read flag. */
 export function toClient (n: StoredNotification, read: boolean): ClientNotification {
-  const { audience: _audience, ...pub } = n
-  return { ...pub, read }
+  // Field by field, not a rest spread: one object of one shape, built for every delivery.
+  const c: ClientNotification = {
+    id: n.id,
+    seq: n.seq,
+    category: n.category,
+    type: n.type,
+    priority: n.priority,
+    title: n.title,
+    message: n.message,
+    createdAt: n.createdAt,
+    source: n.source,
+    read
+  }
+  if (n.data !== undefined) c.data = n.data
+  if (n.action !== undefined) c.action = n.action
+  if (n.expiresAt !== undefined) c.expiresAt = n.expiresAt
+  if (n.collapseKey !== undefined) c.collapseKey = n.collapseKey
+  return c
 }
