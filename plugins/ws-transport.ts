@@ -2,7 +2,8 @@
 // the first recipient builds the WebSocket frame of a shared notification, every
 // other recipient writes the same bytes. socket.io does the same through
 // engine.io (`wsPreEncodedFrame`); it saves ws re-measuring, re-framing and
-// re-encoding the same string for each of N sockets.
+// re-encoding the same string for each of N sockets. Frames written to a socket
+// in one turn of the event loop leave it in one write.
 import WebSocket from 'ws'
 import type { SharedFrame } from '../src/protocol.js'
 import type { SocketLike } from '../src/session.js'
@@ -16,18 +17,70 @@ interface SenderInstance {
   sendFrame (list: Buffer[], cb?: (err?: Error) => void): void
 }
 const Sender = (WebSocket as unknown as { Sender: SenderStatic }).Sender
+
+interface Corkable { cork (): void, uncork (): void, readonly writableLength: number }
+
+/**
+ * Frames written to one socket in one turn of the event loop (a broker queue of
+ * many notifications, a replay page) are held with the socket corked and leave
+ * in one write once the turn's synchronous work is done (a microtask).
+ */
+const holding = new Set<WsTransport>()
+/**
+ * A socket holding this much is written out at once and the rest of the turn
+ * held anew, so holding never delays much data.
+ */
+export const COALESCE_BYTES = 64 * 1024
 const TEXT = 0x1
 /** Sender._state when it is not compressing or reading a blob: a frame written now goes out in order. */
 const SENDER_IDLE = 0
 
 export class WsTransport implements SocketLike {
+  /** While holding: the bytes the socket had queued before (real backlog); -1 when not holding. */
+  #backlog = -1
+
   constructor (readonly ws: WebSocket) {}
 
+  /** Unsent bytes, not counting frames held for this turn's single write: what the slow-consumer check needs. */
   get bufferedAmount (): number {
-    return this.ws.bufferedAmount
+    const socket = this.#socket
+    const held = this.#backlog < 0 || socket === undefined ? 0 : socket.writableLength - this.#backlog
+    return this.ws.bufferedAmount - held
+  }
+
+  get #socket (): Corkable | undefined {
+    return (this.ws as unknown as { _socket?: Corkable })._socket
+  }
+
+  static #releaseAll (): void {
+    for (const transport of holding) transport.#release()
+    holding.clear()
+  }
+
+  #hold (): void {
+    const socket = this.#socket
+    if (socket === undefined) return
+    if (this.#backlog >= 0) {
+      if (socket.writableLength - this.#backlog >= COALESCE_BYTES) {
+        socket.uncork()
+        this.#backlog = socket.writableLength
+        socket.cork()
+      }
+      return
+    }
+    this.#backlog = socket.writableLength
+    socket.cork()
+    holding.add(this)
+    if (holding.size === 1) queueMicrotask(WsTransport.#releaseAll)
+  }
+
+  #release (): void {
+    this.#backlog = -1
+    this.#socket?.uncork()
   }
 
   send (data: string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.#hold()
     this.ws.send(data)
   }
 
@@ -43,18 +96,8 @@ export class WsTransport implements SocketLike {
       wire = Sender.frame(Buffer.from(frame.text), { fin: true, rsv1: false, opcode: TEXT, mask: false, readOnly: false })
       frame.wire = wire
     }
+    this.#hold()
     sender.sendFrame(wire)
-  }
-
-  batch (writes: () => void): void {
-    // ws corks each frame itself; an outer cork holds them all until the last one.
-    const socket = (this.ws as unknown as { _socket?: { cork (): void, uncork (): void } })._socket
-    socket?.cork()
-    try {
-      writes()
-    } finally {
-      socket?.uncork()
-    }
   }
 
   close (code: number, reason: string): void {

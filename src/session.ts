@@ -22,8 +22,6 @@ export interface SocketLike {
   readonly bufferedAmount: number
   /** Drops the connection at once (ws `terminate()`); used when the peer does not answer a close in time. */
   terminate? (): void
-  /** Runs `writes` with the socket corked, so many frames leave in one write (the replay). */
-  batch? (writes: () => void): void
 }
 
 export interface SessionOptions {
@@ -169,14 +167,13 @@ export class Session implements Connection {
       for (;;) {
         const page = categories.length === 0 ? [] : await this.#manager.replayPage(this.user, categories, after, REPLAY_PAGE)
         if (this.#closed) return
-        this.#batch(() => {
-          for (const n of page) {
-            this.#write(notificationFrame(n))
-            this.#lastSent = n.seq
-            after = n.seq
-            count++
-          }
-        })
+        // One synchronous run: a transport that holds a turn's frames (ws-transport) writes the page at once.
+        for (const n of page) {
+          this.#write(notificationFrame(n))
+          this.#lastSent = n.seq
+          after = n.seq
+          count++
+        }
         if (page.length < REPLAY_PAGE) break
         // A long replay waits for the socket to drain rather than tripping the slow-consumer limit.
         if (!await this.#drained()) return
@@ -226,11 +223,6 @@ export class Session implements Connection {
       return
     }
     this.#write(frame)
-  }
-
-  #batch (writes: () => void): void {
-    if (this.#socket.batch) this.#socket.batch(writes)
-    else writes()
   }
 
   #write (frame: string | SharedFrame): void {

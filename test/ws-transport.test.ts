@@ -57,3 +57,45 @@ t.test('an open connection does not keep its upgrade request and response alive'
   t.equal((await c.request({ type: 'ping' })).type, 'reply')
   c.close()
 })
+
+/** Counts the writes (syscall-bound: _write or _writev) the server-side TCP socket of one WebSocket makes. */
+function countWrites (socket: unknown): { writes: number } {
+  const raw = (socket as { _socket: { _write: (...a: unknown[]) => unknown, _writev: (...a: unknown[]) => unknown } })._socket
+  const counter = { writes: 0 }
+  const write = raw._write.bind(raw)
+  const writev = raw._writev.bind(raw)
+  raw._write = (...a: unknown[]) => { counter.writes++; return write(...a) }
+  raw._writev = (...a: unknown[]) => { counter.writes++; return writev(...a) }
+  return counter
+}
+
+t.test('a batch published at once leaves each socket in one write, in order', async t => {
+  const h = await build(t)
+  const clients = await Promise.all(['a', 'b'].map(async u => connect(h.ws, { token: await h.token(u) })))
+  for (const c of clients) await c.nextOf('connected')
+  const counters = serverSockets(h.app).map(countWrites)
+  const outcomes = await h.app.notifications.publishMany(Array.from({ length: 20 }, (_, i) => ({ category: 'system', title: `n${i}` })))
+  for (const c of clients) {
+    const got = []
+    for (let i = 0; i < 20; i++) got.push((await c.nextOf('notification')).notification.seq)
+    t.same(got, outcomes.map(o => o.notification.seq), 'all twenty, in seq order')
+  }
+  t.same(counters.map(c => c.writes), [1, 1], 'twenty notifications, one write per socket')
+  for (const c of clients) c.close()
+})
+
+t.test('a turn holding more than COALESCE_BYTES for one socket writes it out as it goes, and nothing is lost', async t => {
+  const h = await build(t)
+  const c = await connect(h.ws, { token: await h.token('alice') })
+  await c.nextOf('connected')
+  const [counter] = serverSockets(h.app).map(countWrites)
+  const big = 'x'.repeat(15_000)
+  // 20 × ~15 KB: about 300 KB in one turn, several times the coalescing cap, far below the 1 MiB send buffer.
+  const outcomes = await h.app.notifications.publishMany(Array.from({ length: 20 }, (_, i) => ({ category: 'system', title: `big${i}`, data: { big } })))
+  const got = []
+  for (let i = 0; i < 20; i++) got.push((await c.nextOf('notification')).notification.seq)
+  t.same(got, outcomes.map(o => o.notification.seq))
+  t.ok(counter!.writes >= 4 && counter!.writes < 20, `written in a few writes of about 64 KiB (${counter!.writes}), not one per notification`)
+  t.equal(h.app.notifications.stats().connections, 1, 'not taken for a slow consumer')
+  c.close()
+})
