@@ -331,6 +331,8 @@ async function session (name, n, rep) {
       rec.idle = {
         rssMB: Math.round(m.rss / 2 ** 20),
         heapMB: Math.round(m.heapUsed / 2 ** 20),
+        heapTotalMB: Math.round(m.heapTotal / 2 ** 20),
+        externalMB: Math.round(m.external / 2 ** 20),
         procRssMB: Math.round(rssBytes(pid) / 2 ** 20),
         rssPerConnKB: kb((m.rss - base.rss) / n),
         heapPerConnKB: kb((m.heapUsed - base.heapUsed) / n)
@@ -361,7 +363,15 @@ async function session (name, n, rep) {
       // The same N connections (after a resume storm: the same clients, reconnected) once the traffic is over.
       await sleep(config.settleMs)
       const m = await child.memAfterGc()
-      rec.afterTraffic = { rssPerConnKB: kb((m.rss - base.rss) / n), heapPerConnKB: kb((m.heapUsed - base.heapUsed) / n) }
+      rec.afterTraffic = {
+        rssPerConnKB: kb((m.rss - base.rss) / n),
+        heapPerConnKB: kb((m.heapUsed - base.heapUsed) / n),
+        // Where RSS beyond the live heap sits: V8 pages kept (heapTotal), Buffers and native memory (external).
+        rssMB: Math.round(m.rss / 2 ** 20),
+        heapTotalMB: Math.round(m.heapTotal / 2 ** 20),
+        heapUsedMB: Math.round(m.heapUsed / 2 ** 20),
+        externalMB: Math.round(m.external / 2 ** 20)
+      }
       step(`after traffic ${rec.afterTraffic.rssPerConnKB}KB/conn`)
     }
     rec.serverCpuMsTotal = Math.round(cpuMs(pid))
