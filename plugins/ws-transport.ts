@@ -22,10 +22,15 @@ interface Corkable { cork (): void, uncork (): void, readonly writableLength: nu
 
 /**
  * Frames written to one socket in one turn of the event loop (a broker queue of
- * many notifications, a replay page) are held with the socket corked and leave
- * in one write once the turn's synchronous work is done (a microtask).
+ * many notifications, a replay page) leave in at most two writes: the first goes
+ * out at once (a lone notification is not delayed behind the others of its
+ * turn), the following ones are held with the socket corked and written once
+ * the turn's synchronous work is done (a microtask).
  */
 const holding = new Set<WsTransport>()
+/** Counts turns that wrote frames: a transport whose last write was in this one holds the next. */
+let turn = 0
+let turnEnding = false
 /**
  * A socket holding this much is written out at once and the rest of the turn
  * held anew, so holding never delays much data.
@@ -38,6 +43,8 @@ const SENDER_IDLE = 0
 export class WsTransport implements SocketLike {
   /** While holding: the bytes the socket had queued before (real backlog); -1 when not holding. */
   #backlog = -1
+  /** The turn of this socket's last frame. */
+  #turn = -1
 
   constructor (readonly ws: WebSocket) {}
 
@@ -52,7 +59,9 @@ export class WsTransport implements SocketLike {
     return (this.ws as unknown as { _socket?: Corkable })._socket
   }
 
-  static #releaseAll (): void {
+  static #endTurn (): void {
+    turn++
+    turnEnding = false
     for (const transport of holding) transport.#release()
     holding.clear()
   }
@@ -60,6 +69,15 @@ export class WsTransport implements SocketLike {
   #hold (): void {
     const socket = this.#socket
     if (socket === undefined) return
+    if (this.#turn !== turn) {
+      // This socket's first frame of the turn: written now.
+      this.#turn = turn
+      if (!turnEnding) {
+        turnEnding = true
+        queueMicrotask(WsTransport.#endTurn)
+      }
+      return
+    }
     if (this.#backlog >= 0) {
       if (socket.writableLength - this.#backlog >= COALESCE_BYTES) {
         socket.uncork()
@@ -75,7 +93,6 @@ export class WsTransport implements SocketLike {
     this.#backlog = 0
     socket.cork()
     holding.add(this)
-    if (holding.size === 1) queueMicrotask(WsTransport.#releaseAll)
   }
 
   #release (): void {

@@ -69,7 +69,7 @@ function countWrites (socket: unknown): { writes: number } {
   return counter
 }
 
-t.test('a batch published at once leaves each socket in one write, in order', async t => {
+t.test('a batch published at once leaves each socket in two writes, in order', async t => {
   const h = await build(t)
   const clients = await Promise.all(['a', 'b'].map(async u => connect(h.ws, { token: await h.token(u) })))
   for (const c of clients) await c.nextOf('connected')
@@ -80,7 +80,7 @@ t.test('a batch published at once leaves each socket in one write, in order', as
     for (let i = 0; i < 20; i++) got.push((await c.nextOf('notification')).notification.seq)
     t.same(got, outcomes.map(o => o.notification.seq), 'all twenty, in seq order')
   }
-  t.same(counters.map(c => c.writes), [1, 1], 'twenty notifications, one write per socket')
+  t.same(counters.map(c => c.writes), [2, 2], 'twenty notifications, two writes per socket: the first at once, the other nineteen together')
   for (const c of clients) c.close()
 })
 
@@ -97,5 +97,25 @@ t.test('a turn holding more than COALESCE_BYTES for one socket writes it out as 
   t.same(got, outcomes.map(o => o.notification.seq))
   t.ok(counter!.writes >= 4 && counter!.writes < 20, `written in a few writes of about 64 KiB (${counter!.writes}), not one per notification`)
   t.equal(h.app.notifications.stats().connections, 1, 'not taken for a slow consumer')
+  c.close()
+})
+
+t.test("a socket's first frame of a turn is written at once; only the ones after it are held", async t => {
+  const h = await build(t)
+  const c = await connect(h.ws, { token: await h.token('alice') })
+  await c.nextOf('connected')
+  const [server] = serverSockets(h.app)
+  const raw = (server as unknown as { _socket: { writableCorked: number } })._socket
+  const stored = await h.app.notifications.store.appendMany([1, 2].map(i => ({
+    draft: { id: `id-${i}`, category: 'system', type: 'info', priority: 'normal', title: `t${i}`, message: '', createdAt: new Date().toISOString(), source: 'app' }
+  })))
+  // Both deliveries in one synchronous run, as the broker's queue does.
+  h.app.notifications.deliver({ notification: stored[0]!.notification })
+  t.equal(raw.writableCorked, 0, 'the first frame went out without waiting for the turn to end')
+  h.app.notifications.deliver({ notification: stored[1]!.notification })
+  t.equal(raw.writableCorked, 1, 'the second is held')
+  await Promise.resolve()
+  t.equal(raw.writableCorked, 0, 'released once the turn is over')
+  t.same([(await c.nextOf('notification')).notification.title, (await c.nextOf('notification')).notification.title], ['t1', 't2'])
   c.close()
 })
