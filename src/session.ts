@@ -83,7 +83,11 @@ export class Session implements Connection {
   #queue: Promise<void>
   #resolveStarted!: () => void
 
-  constructor (readonly opts: SessionOptions) {
+  /** What only start() needs; let go once it is done, so an open connection does not keep its options. */
+  #start: Pick<SessionOptions, 'since' | 'epoch' | 'reqId'> | undefined
+
+  constructor (opts: SessionOptions) {
+    this.#start = { since: opts.since, epoch: opts.epoch, reqId: opts.reqId }
     this.#manager = opts.manager
     this.#socket = opts.socket
     this.user = opts.user
@@ -99,6 +103,11 @@ export class Session implements Connection {
   /** Who a log line is about (bound per call instead of a child logger per session). */
   #ids (): { sessionId: string, userId: string } {
     return { sessionId: this.id, userId: this.user.id }
+  }
+
+  /** The transport this session writes to. */
+  get socket (): SocketLike {
+    return this.#socket
   }
 
   get closed (): boolean {
@@ -139,7 +148,8 @@ export class Session implements Connection {
       // Live delivery starts after lastSeq: anything older is history, not news, for a client that
       // does not resume (and the client SDK takes lastSeq as its cursor).
       this.#lastSent = lastSeq
-      if (this.opts.since !== undefined) await this.#replay(this.opts.since)
+      const { since, epoch, reqId } = this.#start ?? {}
+      if (since !== undefined) await this.#replay(since, epoch)
       if (this.#closed) return
       const pending = this.#pending ?? []
       this.#pending = undefined
@@ -147,17 +157,18 @@ export class Session implements Connection {
         if (p.legacy) this.#write(p.frame)
         else this.deliver(p.seq, p.frame)
       }
-      this.#log.info({ ...this.#ids(), reqId: this.opts.reqId, role: this.user.role, subscriptions: this.subscriptions.size, since: this.opts.since, legacy: this.legacy }, 'connection opened')
+      this.#log.info({ ...this.#ids(), reqId, role: this.user.role, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
     } catch (err) {
       this.#log.error({ ...this.#ids(), err }, 'connection start failed')
       this.close(CloseCode.internal, 'internal error')
     } finally {
+      this.#start = undefined
       this.#resolveStarted()
     }
   }
 
-  async #replay (since: number): Promise<void> {
-    const status = await this.#manager.resumeStatus(since, this.opts.epoch)
+  async #replay (since: number, epoch: string | undefined): Promise<void> {
+    const status = await this.#manager.resumeStatus(since, epoch)
     let count = 0
     if (status.replay) {
       // Within this log: everything after the client's cursor, replayed or live, is sent once.

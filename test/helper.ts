@@ -123,7 +123,7 @@ export function serverSockets (app: FastifyInstance): WebSocket[] {
   const out: WebSocket[] = []
   for (const conn of app.notifications.connections()) {
     // The session's socket is the ws transport (plugins/ws-transport.ts) around the ws socket.
-    const socket = (conn as unknown as { opts?: { socket?: { ws?: unknown } } }).opts?.socket?.ws
+    const socket = (conn as unknown as { socket?: { ws?: unknown } }).socket?.ws
     if (socket instanceof WebSocket) out.push(socket)
   }
   return out
