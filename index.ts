@@ -17,4 +17,3 @@ export { LocalBroker, type Broker, type BrokerMessage } from './src/brokers/inde
 export { signToken } from './src/tokens.js'
 export { createClient } from './src/client/index.js'
 export type { NotificationClient, ClientOptions } from './src/client/index.js'
-export { buildServer, configFromEnv, type ServerConfig } from './src/server.js'

@@ -8,7 +8,7 @@ import { maintenanceProgressAdapter } from './maintenance-progress.js'
 
 export { dashboardAdapter, adminHealthAdapter, maintenanceProgressAdapter }
 export { defineAdapter, ADAPTER_DEFAULTS, type AdapterDefinition, type LegacyAdapter, type LegacyAdapterOptions, type LegacyEventMapping, type LegacyOutcome } from './legacy-adapter.js'
-export { MigrationReport, AdapterReport, LegacyEventReport } from './migration-report.js'
+export { MigrationReport, AdapterReport, LegacyEventReport } from '../src/migration-report.js'
 
 /** By adapter name: the `source` of their notifications and the NOTIFY_LEGACY_ADAPTERS value. */
 export const LEGACY_ADAPTERS: ReadonlyMap<string, FastifyPluginAsync<LegacyAdapterOptions>> = new Map([

@@ -11,7 +11,7 @@ import fp from 'fastify-plugin'
 import { InvalidLegacyPayloadError } from '../src/errors.js'
 import type { Logger } from '../src/logger.js'
 import type { PublishInput, StoredNotification } from '../src/schemas.js'
-import type { AdapterReport, LegacyEventReport } from './migration-report.js'
+import type { AdapterReport, LegacyEventReport } from '../src/migration-report.js'
 
 /** The root plugin's fastify-plugin name, which every adapter depends on. */
 export const ROOT_PLUGIN = 'unified-notifications'

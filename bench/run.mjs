@@ -491,7 +491,7 @@ async function main () {
     startedAt,
     durationSeconds: Math.round((Date.now() - t0) / 1000),
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map(v => Math.round(v * 100) / 100) },
-    config: { ...config, ours: 'dist/src/server.js, SQLite history (fresh temp file), JWT auth, default permissions, LOG_LEVEL=warn' },
+    config: { ...config, ours: 'dist/server/main.js, SQLite history (fresh temp file), JWT auth, default permissions, LOG_LEVEL=warn' },
     correctness,
     capacityAt10PerSec: cap,
     medians: summary.medians,

@@ -1,6 +1,6 @@
 // Request and response schemas of the REST API (the notification shapes come from src/schemas.ts).
 import { Type, type Static } from '@sinclair/typebox'
-import { MigrationReport } from '../adapters/migration-report.js'
+import { MigrationReport } from '../src/migration-report.js'
 import { ClientNotification, PublishInput, PublishResult } from '../src/schemas.js'
 
 export const ErrorResponse = Type.Object({

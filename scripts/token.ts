@@ -3,7 +3,7 @@
 // the standalone server generated in ./data on its first start.
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { DEFAULT_SECRET_FILE, developmentSecret } from '../src/server.js'
+import { DEFAULT_SECRET_FILE, developmentSecret } from '../server/dev-secret.js'
 import { signToken } from '../src/tokens.js'
 
 const { values } = parseArgs({

@@ -4,7 +4,7 @@
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
-import { buildServer, type ServerConfig } from '../src/server.js'
+import { buildServer, type ServerConfig } from '../server/index.js'
 import { signToken } from '../src/tokens.js'
 
 export const SECRET = 'test-secret-0123456789abcdef'

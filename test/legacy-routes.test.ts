@@ -1,7 +1,7 @@
 // The standalone server's legacy adapters: NOTIFY_LEGACY_ADAPTERS and
 // POST /api/legacy/<adapter>/<event>, with real WebSocket clients receiving.
 import t, { type Test } from 'tap'
-import { buildServer, configFromEnv } from '../src/server.js'
+import { buildServer, configFromEnv } from '../server/index.js'
 import { API_KEY, SECRET, build, connect, type Client, type Harness } from './helper.js'
 
 const auth = { authorization: `Bearer ${API_KEY}` }

@@ -326,7 +326,7 @@ t.test('GET /api/notifications/stats and /migration: API key or admin only', asy
       websocket: { sockets: 0, starting: 0, expiryTimers: 0, closeTimers: 0, pendingFrames: 0, wsClients: 0 }
     }
   })
-  // A provider in the shape the adapters report (adapters/migration-report.ts).
+  // A provider in the shape the adapters report (src/migration-report.ts).
   const report = {
     forwardLegacyEvents: false,
     events: { user_notification: { received: 2, published: 1, rejected: 1, failed: 0, lastSeenAt: '2024-01-01T00:00:00.000Z' } },

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { buildServer, configFromEnv, SERVER_DEFAULTS } from '../src/server.js'
+import { buildServer, configFromEnv, SERVER_DEFAULTS } from '../server/index.js'
 import { createTokenVerifier, signToken } from '../src/tokens.js'
 import {
   API_KEY, SECRET, build, connect, publish, publishHttp, refusedUpgrade, sleep, within
@@ -167,7 +167,7 @@ t.test('npm run token prints a token the server accepts', async t => {
 })
 
 t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM with 300 open connections and a peer that stopped reading', async t => {
-  const child = spawn(process.execPath, tsNode('src/server.ts'), {
+  const child = spawn(process.execPath, tsNode('server/main.ts'), {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', NOTIFY_STORE: 'memory', NOTIFY_JWT_SECRET: SECRET, NOTIFY_API_KEYS: API_KEY, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe']

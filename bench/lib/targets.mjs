@@ -43,7 +43,7 @@ export const TARGETS = {
       const child = spawnServer({
         ...ctx,
         cwd: ROOT,
-        script: join(ROOT, 'dist/src/server.js'),
+        script: join(ROOT, 'dist/server/main.js'),
         env: {
           PORT: String(port),
           HOST: '127.0.0.1',

@@ -1,0 +1,54 @@
+// buildServer(): the standalone app (the root plugin, the enabled legacy adapters and
+// their ingest route, the OpenAPI UI), used by `npm start` and by tests.
+import { EventEmitter } from 'node:events'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { LEGACY_ADAPTERS } from '../adapters/index.js'
+import { legacyRoutes } from '../plugins/legacy-routes.js'
+import { unifiedNotifications } from '../plugins/notifications.js'
+import { SERVER_DEFAULTS, legacyAdapterNames, type ServerConfig } from './config.js'
+import { developmentSecret } from './dev-secret.js'
+
+/** Request log lines without credentials: the ?token= of a WebSocket URL is masked. */
+export function redactUrl (url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]')
+}
+
+export async function buildServer (overrides: Partial<ServerConfig> = {}): Promise<FastifyInstance> {
+  const config: ServerConfig = { ...SERVER_DEFAULTS, ...overrides }
+  const enabledAdapters = legacyAdapterNames(config.legacyAdapters)
+  // The request serializer masks ?token= whatever logger options are given: a caller's own options must not bring tokens back.
+  const redactingReq = (req: { method: string, url: string, id?: string, ip?: string }) => ({ method: req.method, url: redactUrl(req.url), ip: req.ip })
+  const logger = config.logger === false
+    ? false
+    : typeof config.logger === 'object' && config.logger !== null
+      ? { level: config.logLevel, ...config.logger, serializers: { ...config.logger.serializers, req: redactingReq } }
+      : { level: config.logLevel, serializers: { req: redactingReq } }
+  const app = Fastify({ logger, bodyLimit: config.bodyLimit })
+
+  let jwtSecret = config.jwtSecret
+  if (jwtSecret === undefined && config.authenticate === undefined) {
+    const dev = developmentSecret(config.secretFile)
+    jwtSecret = dev.secret
+    app.log.warn({ file: config.secretFile, created: dev.created }, 'NOTIFY_JWT_SECRET is not set: using a random development secret. Set it in production.')
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'unified-notifications', version: '1', description: 'Publish notifications and read history. The WebSocket protocol is in docs/protocol.md.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key (publish routes) or user JWT' } } }
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, ...pluginOptions } = config
+  await app.register(unifiedNotifications, { ...pluginOptions, ...(jwtSecret !== undefined ? { jwtSecret } : {}) })
+
+  // Legacy services in other processes: one emitter per enabled adapter, fed by the ingest route.
+  for (const name of enabledAdapters) {
+    await app.register(LEGACY_ADAPTERS.get(name)!, { emitter: new EventEmitter(), forwardLegacyEvents: true })
+  }
+  await app.register(legacyRoutes, { apiKeys: config.apiKeys ?? [] })
+  return app
+}
