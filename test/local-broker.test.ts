@@ -79,3 +79,16 @@ t.test('the manager logs a delivery that throws, and keeps delivering', async t 
   t.same(got, ['good'])
   t.match(lines, [{ msg: 'delivery failed', seq: 1, err: { message: 'socket exploded' } }])
 })
+
+t.test('control messages reach the control handler in order with notifications, on the next turn', async t => {
+  const broker = new LocalBroker()
+  const seen: string[] = []
+  await broker.start(m => { seen.push(`n${m.notification.seq}`) }, c => { seen.push(`c:${c.type}`) })
+  await broker.publish(message(1))
+  await broker.publishControl({ type: 'preferences', userId: 'alice' })
+  await broker.publish(message(2))
+  t.same(seen, [], 'nothing handed over while the publisher still runs')
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(seen, ['n1', 'c:preferences', 'n2'])
+  await broker.close()
+})

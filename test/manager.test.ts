@@ -415,6 +415,7 @@ t.test('a broker whose publish throws does not make publish reject; the notifica
   const broken: Broker = {
     async start (h) { handler = h },
     async publish (_m: BrokerMessage) { throw new Error('broker down') },
+    async publishControl () { throw new Error('broker down') },
     async ping () { throw new Error('broker down') },
     async close () {}
   }

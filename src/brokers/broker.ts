@@ -1,5 +1,8 @@
 // Fan-out between instances. publish() hands a stored notification to every
 // instance (this one included), whose manager then delivers to its own sockets.
+// publishControl() does the same for instructions about connections (a user's
+// preferences changed, a user's access revoked), which every instance applies
+// to the connections it holds.
 import type { StoredNotification } from '../schemas.js'
 
 export interface BrokerMessage {
@@ -8,12 +11,27 @@ export interface BrokerMessage {
   legacy?: { event: string, data: unknown }
 }
 
+/**
+ * An instruction for every instance, JSON-serialisable; brokers carry it without
+ * reading it. `type` names it ('preferences', 'disconnect'…); the manager dispatches on it.
+ */
+export interface ControlMessage {
+  type: string
+  [key: string]: unknown
+}
+
 export type BrokerHandler = (message: BrokerMessage) => void
+export type ControlHandler = (message: ControlMessage) => void
 
 export interface Broker {
-  /** Starts delivering published messages to `handler`. */
-  start (handler: BrokerHandler): Promise<void>
+  /**
+   * Starts delivering published messages to `handler` and control messages to
+   * `control`, on this instance, each exactly once, in the order they were published.
+   */
+  start (handler: BrokerHandler, control?: ControlHandler): Promise<void>
   publish (message: BrokerMessage): Promise<void>
+  /** Hands a control message to every instance, this one included. */
+  publishControl (message: ControlMessage): Promise<void>
   ping (): Promise<void>
   close (): Promise<void>
 }

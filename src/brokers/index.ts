@@ -2,7 +2,7 @@
 import type { Broker } from './broker.js'
 import { LocalBroker } from './local-broker.js'
 
-export type { Broker, BrokerHandler, BrokerMessage } from './broker.js'
+export type { Broker, BrokerHandler, BrokerMessage, ControlHandler, ControlMessage } from './broker.js'
 export { LocalBroker } from './local-broker.js'
 
 export function createBroker (spec: string | Broker): Broker {

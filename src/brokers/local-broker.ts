@@ -4,20 +4,33 @@
 // turn of the event loop. A publisher (a REST request) is answered without
 // waiting for the fan-out to every socket, and a batch's fan-out runs while the
 // next request is already on its way.
-import type { Broker, BrokerHandler, BrokerMessage } from './broker.js'
+import type { Broker, BrokerHandler, BrokerMessage, ControlHandler, ControlMessage } from './broker.js'
+
+type Queued = { message: BrokerMessage, control?: undefined } | { control: ControlMessage }
 
 export class LocalBroker implements Broker {
   #handler: BrokerHandler | undefined
-  #queue: BrokerMessage[] = []
+  #control: ControlHandler | undefined
+  // One queue for both kinds: a control message published after a notification is applied after it.
+  #queue: Queued[] = []
   #scheduled = false
 
-  async start (handler: BrokerHandler): Promise<void> {
+  async start (handler: BrokerHandler, control?: ControlHandler): Promise<void> {
     this.#handler = handler
+    this.#control = control
   }
 
   async publish (message: BrokerMessage): Promise<void> {
+    this.#enqueue({ message })
+  }
+
+  async publishControl (message: ControlMessage): Promise<void> {
+    this.#enqueue({ control: message })
+  }
+
+  #enqueue (item: Queued): void {
     if (!this.#handler) return
-    this.#queue.push(message)
+    this.#queue.push(item)
     if (!this.#scheduled) {
       this.#scheduled = true
       setImmediate(() => this.#drain())
@@ -28,10 +41,11 @@ export class LocalBroker implements Broker {
     this.#scheduled = false
     const queue = this.#queue
     this.#queue = []
-    for (const message of queue) {
-      // The manager's handler logs its own failures; one must not cost the messages queued behind it.
+    for (const item of queue) {
+      // The manager's handlers log their own failures; one must not cost the messages queued behind it.
       try {
-        this.#handler?.(message)
+        if (item.control) this.#control?.(item.control)
+        else this.#handler?.(item.message)
       } catch {}
     }
   }
@@ -42,5 +56,6 @@ export class LocalBroker implements Broker {
     // What was accepted is delivered (to whatever sockets are still open) before the handler goes.
     this.#drain()
     this.#handler = undefined
+    this.#control = undefined
   }
 }
