@@ -360,4 +360,32 @@ export function historyStoreContract (t: Test, name: string, factory: StoreFacto
     t.same((await query(store, { user: root, now: later })).map(r => r.title), ['p2'])
     t.equal(await store.unreadCount(root, ALL, later), 1)
   })
+
+  t.test(`${name}: muted categories are kept per user and replaced as a whole`, async t => {
+    const store = await open(t)
+    t.same(await store.getMuted('alice'), [], 'none by default')
+    await store.setMuted('alice', ['maintenance', 'dashboard', 'maintenance'])
+    t.same((await store.getMuted('alice')).sort(), ['dashboard', 'maintenance'], 'stored once each')
+    t.same(await store.getMuted('bob'), [], 'another user is untouched')
+    await store.setMuted('alice', ['system'])
+    t.same(await store.getMuted('alice'), ['system'], 'a new list replaces the old one')
+    await store.setMuted('alice', [])
+    t.same(await store.getMuted('alice'), [], 'an empty list unmutes everything')
+  })
+
+  t.test(`${name}: a token revocation holds its cut until it lapses, never lowers, and is pruned after`, async t => {
+    const store = await open(t)
+    const now = Date.now()
+    t.equal(await store.revokedThrough('alice', now), 0, 'nothing revoked by default')
+    await store.revokeTokens('alice', 1000, now + 60_000)
+    t.equal(await store.revokedThrough('alice', now), 1000)
+    t.equal(await store.revokedThrough('bob', now), 0, 'another user is untouched')
+    await store.revokeTokens('alice', 500, now + 30_000)
+    t.equal(await store.revokedThrough('alice', now), 1000, 'a lower cut does not lower it')
+    await store.revokeTokens('alice', 2000, now + 10_000)
+    t.equal(await store.revokedThrough('alice', now), 2000, 'a higher cut raises it')
+    t.equal(await store.revokedThrough('alice', now + 60_000), 0, 'lapsed once no covered token can be valid')
+    await store.prune(now + 60_000)
+    t.equal(await store.revokedThrough('alice', now), 0, 'prune forgot the lapsed revocation')
+  })
 }

@@ -355,3 +355,20 @@ t.test('SqliteStore: an append still queued when the store closes is written bef
   t.teardown(() => reopened.close())
   t.same((await titles(reopened)).map(r => r[1]), ['queued'])
 })
+
+t.test('SqliteStore: muted categories and token revocations survive a restart', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'un-settings-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'n.db')
+  const first = new SqliteStore(file)
+  await first.init()
+  const until = Date.now() + 3_600_000
+  await first.setMuted('alice', ['maintenance'])
+  await first.revokeTokens('alice', 1234, until)
+  await first.close()
+  const second = new SqliteStore(file)
+  await second.init()
+  t.teardown(() => second.close())
+  t.same(await second.getMuted('alice'), ['maintenance'])
+  t.equal(await second.revokedThrough('alice', Date.now()), 1234)
+})

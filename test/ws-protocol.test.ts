@@ -463,6 +463,10 @@ class SlowReadStore implements HistoryStore {
   unreadCount (user: User, categories: readonly string[], now: number) { return this.#slow(() => this.#inner.unreadCount(user, categories, now)) }
   markRead (userId: string, ids: readonly string[]) { return this.#inner.markRead(userId, ids) }
   markAllRead (userId: string, upTo: number) { return this.#inner.markAllRead(userId, upTo) }
+  getMuted (userId: string) { return this.#slow(() => this.#inner.getMuted(userId)) }
+  setMuted (userId: string, muted: readonly string[]) { return this.#inner.setMuted(userId, muted) }
+  revokeTokens (userId: string, cut: number, until: number) { return this.#inner.revokeTokens(userId, cut, until) }
+  revokedThrough (userId: string, now: number) { return this.#slow(() => this.#inner.revokedThrough(userId, now)) }
   prune (now: number) { return this.#inner.prune(now) }
   ping () { return this.#inner.ping() }
   close () { return this.#inner.close() }

@@ -61,7 +61,19 @@ export interface HistoryStore {
   markRead (userId: string, ids: readonly string[]): Promise<void>
   /** Marks everything up to `upToSeq` read for this user. */
   markAllRead (userId: string, upToSeq: number): Promise<void>
-  /** Applies retention now. */
+  /** The categories this user muted (for all of their devices); [] when none. */
+  getMuted (userId: string): Promise<string[]>
+  /** Replaces the user's muted categories. */
+  setMuted (userId: string, muted: readonly string[]): Promise<void>
+  /**
+   * Refuses this user's tokens issued at or before `issuedAtOrBefore` (epoch seconds, a token's `iat`)
+   * until `until` (epoch ms), after which no token it covers can still be valid. A later call with a
+   * higher cut replaces an earlier one; a lower cut never lowers it.
+   */
+  revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void>
+  /** The revocation cut (epoch seconds) in force for this user at `now` (epoch ms), or 0 when none. */
+  revokedThrough (userId: string, now: number): Promise<number>
+  /** Applies retention now (and forgets revocations past their `until`). */
   prune (now: number): Promise<void>
   /** Throws when the backend cannot answer (health check). */
   ping (): Promise<void>

@@ -19,6 +19,8 @@ export class MemoryStore implements HistoryStore {
   readonly #byCollapseKey = new Map<string, number>()
   readonly #idempotency = new Map<string, { notification: StoredNotification, at: number }>()
   readonly #reads = new Map<string, ReadState>()
+  readonly #muted = new Map<string, string[]>()
+  readonly #revocations = new Map<string, { cut: number, until: number }>()
 
   constructor (retention: Partial<Retention> = {}) {
     this.#retention = { ...DEFAULT_RETENTION, ...retention }
@@ -133,7 +135,30 @@ export class MemoryStore implements HistoryStore {
     }
   }
 
+  async getMuted (userId: string): Promise<string[]> {
+    return [...(this.#muted.get(userId) ?? [])]
+  }
+
+  async setMuted (userId: string, muted: readonly string[]): Promise<void> {
+    if (muted.length === 0) this.#muted.delete(userId)
+    else this.#muted.set(userId, [...new Set(muted)])
+  }
+
+  async revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void> {
+    const current = this.#revocations.get(userId)
+    this.#revocations.set(userId, {
+      cut: Math.max(current?.cut ?? 0, issuedAtOrBefore),
+      until: Math.max(current?.until ?? 0, until)
+    })
+  }
+
+  async revokedThrough (userId: string, now: number): Promise<number> {
+    const r = this.#revocations.get(userId)
+    return r !== undefined && r.until > now ? r.cut : 0
+  }
+
   async prune (now: number): Promise<void> {
+    for (const [userId, r] of this.#revocations) if (r.until <= now) this.#revocations.delete(userId)
     this.#pruneCount()
     const cutoff = now - this.#retention.maxAgeMs
     const keep: StoredNotification[] = []

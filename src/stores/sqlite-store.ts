@@ -111,6 +111,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS notifications_collapse_key ON notifications (c
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, notification TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS read_marks (user_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (user_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS read_upto (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS muted_categories (user_id TEXT PRIMARY KEY, categories TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTEGER NOT NULL, until_ms INTEGER NOT NULL);
 ` + AUDIENCE_SCHEMA + RETENTION_SCHEMA
 
 interface Row { seq: number, body: string, is_read: number }
@@ -212,7 +214,15 @@ export class SqliteStore implements HistoryStore {
       deleteIdem: db.prepare('DELETE FROM idempotency WHERE created_ms < ?'),
       deleteMarks: db.prepare('DELETE FROM read_marks WHERE seq <= ?'),
       countRows: db.prepare('SELECT COUNT(*) FROM notifications').pluck(),
-      ping: db.prepare('SELECT 1').pluck()
+      ping: db.prepare('SELECT 1').pluck(),
+      getMuted: db.prepare('SELECT categories FROM muted_categories WHERE user_id = ?').pluck(),
+      setMuted: db.prepare(`INSERT INTO muted_categories (user_id, categories) VALUES (?, ?)
+        ON CONFLICT (user_id) DO UPDATE SET categories = excluded.categories`),
+      clearMuted: db.prepare('DELETE FROM muted_categories WHERE user_id = ?'),
+      revoke: db.prepare(`INSERT INTO token_revocations (user_id, cut, until_ms) VALUES (@userId, @cut, @until)
+        ON CONFLICT (user_id) DO UPDATE SET cut = MAX(cut, excluded.cut), until_ms = MAX(until_ms, excluded.until_ms)`),
+      revokedThrough: db.prepare('SELECT cut FROM token_revocations WHERE user_id = ? AND until_ms > ?').pluck(),
+      deleteRevocations: db.prepare('DELETE FROM token_revocations WHERE until_ms <= ?')
     }
   }
 
@@ -423,7 +433,26 @@ export class SqliteStore implements HistoryStore {
       // Expired rows are never delivered nor listed, so removing them loses nothing a cursor could want.
       this.#rows -= s.deleteExpired.run(now).changes
       s.deleteIdem.run(now - this.#retention.maxAgeMs)
+      s.deleteRevocations.run(now)
     })()
+  }
+
+  async getMuted (userId: string): Promise<string[]> {
+    const json = this.#stmts.getMuted.get(userId) as string | undefined
+    return json === undefined ? [] : JSON.parse(json) as string[]
+  }
+
+  async setMuted (userId: string, muted: readonly string[]): Promise<void> {
+    if (muted.length === 0) this.#stmts.clearMuted.run(userId)
+    else this.#stmts.setMuted.run(userId, JSON.stringify([...new Set(muted)]))
+  }
+
+  async revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void> {
+    this.#stmts.revoke.run({ userId, cut: issuedAtOrBefore, until })
+  }
+
+  async revokedThrough (userId: string, now: number): Promise<number> {
+    return (this.#stmts.revokedThrough.get(userId, now) as number | undefined) ?? 0
   }
 
   async ping (): Promise<void> {
