@@ -8,9 +8,10 @@ import type { Static, TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
-import { InvalidLegacyPayloadError } from '../src/errors.js'
+import { DataTooDeepError, InvalidLegacyPayloadError, UnavailableError, isInputError } from '../src/errors.js'
+import { nestedDeeperThan } from '../src/json-depth.js'
 import type { Logger } from '../src/logger.js'
-import type { PublishInput, StoredNotification } from '../src/schemas.js'
+import { MAX_DATA_DEPTH, type PublishInput, type StoredNotification } from '../src/schemas.js'
 import type { AdapterReport, LegacyEventReport } from '../src/migration-report.js'
 
 /** The root plugin's fastify-plugin name, which every adapter depends on. */
@@ -46,8 +47,8 @@ export const ADAPTER_DEFAULTS = { enabled: true, forwardLegacyEvents: false } as
 /** What became of one legacy payload. */
 export type LegacyOutcome =
   | { status: 'published', notification: StoredNotification }
-  /** The payload (or the notification built from it) is invalid; `error` is a 400 Fastify error. */
-  | { status: 'rejected', error: Error & { statusCode: number } }
+  /** The payload (or the notification built from it) is invalid; `error` is one of src/errors.ts's 400s. */
+  | { status: 'rejected', error: Error }
   /** Valid, but publishing failed (store down, shutting down). */
   | { status: 'failed', error: unknown }
   /** The adapter maps no such event. */
@@ -117,7 +118,12 @@ function snapshot (payload: unknown): { ok: true, value: unknown } | { ok: false
   return { ok: true, value: JSON.parse(text) }
 }
 
-function checkPayload (mapping: CompiledMapping, payload: unknown): { ok: true, value: unknown } | { ok: false, reason: string } {
+/** A payload's `data` sits one level inside it: the payload may nest one level more than `data` may. */
+const MAX_PAYLOAD_DEPTH = MAX_DATA_DEPTH + 1
+
+function checkPayload (mapping: CompiledMapping, payload: unknown): { ok: true, value: unknown } | { ok: false, reason: string } | { ok: false, error: Error } {
+  // Before the snapshot: serialising a payload nested thousands deep overflows the stack.
+  if (nestedDeeperThan(payload, MAX_PAYLOAD_DEPTH)) return { ok: false, error: new DataTooDeepError(MAX_DATA_DEPTH) }
   const snap = snapshot(payload)
   if (!snap.ok) return snap
   const polluting = pollutingPath(snap.value)
@@ -292,7 +298,7 @@ class RunningAdapter implements LegacyAdapter {
           `legacy event '${event}' is deprecated: use ${mapping.replacement} instead`)
       }
       const checked = checkPayload(mapping, payload)
-      if (!checked.ok) return this.#reject(counter, event, new InvalidLegacyPayloadError(event, checked.reason) as Error & { statusCode: number })
+      if (!checked.ok) return this.#reject(counter, event, 'error' in checked ? checked.error : new InvalidLegacyPayloadError(event, checked.reason))
       const input = mapping.toPublish(checked.value as never)
       const { notification } = await this.#app.notifications.publish(input, {
         source: this.name,
@@ -301,20 +307,19 @@ class RunningAdapter implements LegacyAdapter {
       counter.published++
       return { status: 'published', notification }
     } catch (err) {
-      const statusCode = (err as { statusCode?: unknown } | null)?.statusCode
       // The notification built from a valid payload can still be refused (data over 16 KiB): the payload's fault.
-      if (statusCode === 400) return this.#reject(counter, event, err as Error & { statusCode: number })
+      if (isInputError(err)) return this.#reject(counter, event, err as Error)
       counter.failed++
       try {
-        // 503: the service is shutting down, an expected moment; anything else is a fault.
-        if (statusCode === 503) this.#log.warn({ event, err }, `legacy event '${event}' arrived while the service is not accepting: dropped`)
+        // Not accepting (starting, shutting down) is an expected moment; anything else is a fault.
+        if (err instanceof UnavailableError) this.#log.warn({ event, err }, `legacy event '${event}' arrived while the service is not accepting: dropped`)
         else this.#log.error({ event, err }, `legacy event '${event}' could not be published: dropped`)
       } catch {}
       return { status: 'failed', error: err }
     }
   }
 
-  #reject (counter: LegacyEventReport, event: string, error: Error & { statusCode: number }): LegacyOutcome {
+  #reject (counter: LegacyEventReport, event: string, error: Error): LegacyOutcome {
     counter.rejected++
     // The reason names the failing path, never the payload itself (it may carry personal data).
     this.#log.warn({ event, reason: error.message }, `legacy '${event}' payload rejected: dropped`)

@@ -3,7 +3,7 @@
 // (401/403) so every route and the WebSocket upgrade answer in one shape.
 import { hash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
-import { ForbiddenError, InvalidTokenError, MissingCredentialsError, UnknownRoleError } from '../src/errors.js'
+import { BadRequestError, ForbiddenError, InvalidTokenError, MissingCredentialsError, UnknownRoleError } from '../src/errors.js'
 import type { RolePolicy } from '../src/policy.js'
 import type { User } from '../src/schemas.js'
 import { TokenError, type TokenVerifier, type VerifiedToken } from '../src/tokens.js'
@@ -13,6 +13,9 @@ export type Publisher = { kind: 'apiKey' } | { kind: 'user', user: User }
 
 // One-shot hash (node >= 20.12): a third of createHash's cost, paid by every publish request.
 const sha256 = (s: string) => hash('sha256', s, 'base64url')
+
+/** header.payload.signature in base64url: anything else cannot be a JWT, so it is not called a bad one. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/
 
 export function bearerToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
@@ -66,8 +69,14 @@ export class Auth {
       const { expiresAt, ...user } = result
       verified = { user: { id: user.id, role: user.role }, ...(expiresAt !== undefined ? { expiresAt } : {}) }
     } else {
-      const token = bearerToken(request) ?? queryToken
+      const header = bearerToken(request)
+      if (header !== undefined && queryToken !== undefined && queryToken !== header) {
+        throw new BadRequestError('Ambiguous credentials: the Authorization header and ?token= carry different tokens; send one')
+      }
+      const token = header ?? queryToken
       if (token === undefined || token === '') throw new MissingCredentialsError()
+      if (this.isApiKey(token)) throw new ForbiddenError('An API key is not a user: this needs a user token (JWT)')
+      if (!JWT_SHAPE.test(token)) throw new InvalidTokenError('not a JWT (header.payload.signature)')
       verified = await this.#verify(token)
     }
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
@@ -93,7 +102,12 @@ export class Auth {
 
   /** onRequest hook for publisher routes (API key or admin token). */
   readonly requirePublisher = async (request: FastifyRequest): Promise<void> => {
-    await this.publisher(request)
+    await this.publisher(request, 'Publishing')
+  }
+
+  /** onRequest hook for operator routes (stats, migration report): the same credentials as publishing. */
+  readonly requireOperator = async (request: FastifyRequest): Promise<void> => {
+    await this.publisher(request, 'This operator route')
   }
 
   /** The user that requireUser authenticated for this request. */
@@ -103,13 +117,16 @@ export class Auth {
     return verified.user
   }
 
-  /** An API key, or a user whose role is admin. */
-  async publisher (request: FastifyRequest): Promise<Publisher> {
+  /** An API key, or a user whose role is admin; `purpose` names what is refused otherwise. */
+  async publisher (request: FastifyRequest, purpose = 'Publishing'): Promise<Publisher> {
     const token = bearerToken(request)
     if (token !== undefined && this.#apiKeys.has(this.credentialOf(request))) return { kind: 'apiKey' }
     if (token === undefined && !this.#authenticate) throw new MissingCredentialsError()
+    if (token !== undefined && !this.#authenticate && !JWT_SHAPE.test(token)) {
+      throw new InvalidTokenError('neither an API key this server accepts nor a JWT')
+    }
     const { user } = await this.user(request)
-    if (user.role !== 'admin') throw new ForbiddenError('Publishing needs an API key or a token with role admin')
+    if (user.role !== 'admin') throw new ForbiddenError(`${purpose} needs an API key or a token with role admin`)
     return { kind: 'user', user }
   }
 }

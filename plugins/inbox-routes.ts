@@ -25,6 +25,6 @@ export async function inboxRoutes (app: FastifyInstance, opts: { manager: Notifi
   app.post<{ Body: ReadBody }>('/api/notifications/read', { schema: readSchema, onRequest: auth.requireUser }, async (request) => {
     const user = auth.userOf(request)
     const body = request.body
-    return { unread: await manager.markRead(user, 'all' in body ? { all: true } : { ids: body.ids }) }
+    return { unread: await manager.markRead(user, body) }
   })
 }

@@ -9,6 +9,7 @@ import { InvalidTokenError, MissingCredentialsError, NotFoundError } from '../sr
 import { PublishResult } from '../src/schemas.js'
 import { Auth, bearerToken } from './auth.js'
 import { ErrorResponse } from './rest-schemas.js'
+import { configureRestScope } from './rest-scope.js'
 
 export interface LegacyRoutesOptions {
   /** Keys allowed to feed legacy events (NOTIFY_API_KEYS). None: every request is refused (401). */
@@ -43,23 +44,27 @@ async function legacyRoutesPlugin (app: FastifyInstance, opts: LegacyRoutesOptio
     if (!auth.isApiKey(token)) throw new InvalidTokenError('not an API key accepted by this server')
   }
 
-  app.post<{ Params: LegacyParams, Body: unknown }>('/api/legacy/:adapter/:event', { schema: legacyIngestSchema, preHandler }, async (request, reply) => {
-    const { adapter: name, event } = request.params
-    const adapter = app.hasDecorator('legacyAdapters') ? app.legacyAdapters.get(name) : undefined
-    if (adapter === undefined) throw new NotFoundError(`Legacy adapter '${name}' is not enabled`)
-    const outcome = await adapter.ingest(event, request.body)
-    switch (outcome.status) {
-      case 'published': {
-        const n = outcome.notification
-        return reply.code(202).send({ id: n.id, seq: n.seq, createdAt: n.createdAt, duplicate: false })
+  // The same body parsing, validation and error mapping as the other REST routes, in a scope of its own.
+  await app.register(async function legacyIngestScope (scope) {
+    configureRestScope(scope)
+    scope.post<{ Params: LegacyParams, Body: unknown }>('/api/legacy/:adapter/:event', { schema: legacyIngestSchema, preHandler }, async (request, reply) => {
+      const { adapter: name, event } = request.params
+      const adapter = app.hasDecorator('legacyAdapters') ? app.legacyAdapters.get(name) : undefined
+      if (adapter === undefined) throw new NotFoundError(`Legacy adapter '${name}' is not enabled`)
+      const outcome = await adapter.ingest(event, request.body)
+      switch (outcome.status) {
+        case 'published': {
+          const n = outcome.notification
+          return reply.code(202).send({ id: n.id, seq: n.seq, createdAt: n.createdAt, duplicate: false })
+        }
+        case 'unmapped':
+          throw new NotFoundError(`Legacy adapter '${name}' has no event '${event}'`)
+        case 'rejected':
+          throw outcome.error
+        case 'failed':
+          throw outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error))
       }
-      case 'unmapped':
-        throw new NotFoundError(`Legacy adapter '${name}' has no event '${event}'`)
-      case 'rejected':
-        throw outcome.error
-      case 'failed':
-        throw outcome.error instanceof Error ? outcome.error : new Error(String(outcome.error))
-    }
+    })
   })
 }
 

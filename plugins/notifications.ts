@@ -1,9 +1,8 @@
 // The root plugin: builds the manager from the options, decorates
 // `app.notifications`, and registers the WebSocket route and the REST routes.
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createBroker } from '../src/brokers/index.js'
-import { toHttpError } from '../src/errors.js'
 import { NotificationManager } from '../src/manager.js'
 import { RolePolicy } from '../src/policy.js'
 import { createStore } from '../src/stores/index.js'
@@ -13,8 +12,8 @@ import { inboxRoutes } from './inbox-routes.js'
 import { opsRoutes } from './ops-routes.js'
 import { resolveOptions, type UnifiedNotificationsOptions } from './options.js'
 import { publishRoutes } from './publish-routes.js'
+import { configureRestScope } from './rest-scope.js'
 import { ErrorResponse } from './rest-schemas.js'
-import { validatorCompiler } from './validation.js'
 import { websocketRoute } from './websocket-route.js'
 
 declare module 'fastify' {
@@ -64,10 +63,7 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
 
   await app.register(async function notificationRoutes (scope) {
     // Strict bodies and this project's error mapping, for our routes only: the host app keeps its own.
-    scope.setValidatorCompiler(validatorCompiler)
-    // JSON in and out: a text/plain body is 415, not a string that fails validation as 400.
-    scope.removeContentTypeParser('text/plain')
-    scope.setErrorHandler((err: FastifyError, _request, reply) => { reply.send(toHttpError(err)) })
+    configureRestScope(scope)
     await scope.register(publishRoutes, { manager, auth, rateLimit: opts.publishRateLimit })
     await scope.register(inboxRoutes, { manager, auth })
     await scope.register(opsRoutes, { manager, auth })

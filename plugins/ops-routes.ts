@@ -7,7 +7,7 @@ import { healthSchema, migrationSchema, statsSchema } from './rest-schemas.js'
 export async function opsRoutes (app: FastifyInstance, opts: { manager: NotificationManager, auth: Auth }): Promise<void> {
   const { manager, auth } = opts
   // Credentials are checked on request, before the body is parsed or validated.
-  const onRequest = auth.requirePublisher
+  const onRequest = auth.requireOperator
 
   app.get('/api/notifications/stats', { schema: statsSchema, onRequest }, async () => {
     return { ...manager.stats(), migration: manager.migration(), internals: manager.sizes() }

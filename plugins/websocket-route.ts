@@ -4,7 +4,7 @@ import websocket from '@fastify/websocket'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import { CloseCode, UnavailableError, toHttpError } from '../src/errors.js'
+import { CloseCode, UnavailableError } from '../src/errors.js'
 import type { Logger } from '../src/logger.js'
 import type { NotificationManager } from '../src/manager.js'
 import { Session } from '../src/session.js'
@@ -132,11 +132,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     preHandler: async (request) => {
       const state = verified.get(request)!
       const requested = request.query.categories?.split(',').map(s => s.trim()).filter(s => s !== '')
-      try {
-        state.subscriptions = manager.categoriesFor(state.token.user, requested)
-      } catch (err) {
-        throw toHttpError(err)
-      }
+      state.subscriptions = manager.categoriesFor(state.token.user, requested)
       manager.assertCanConnect(state.token.user)
     }
   }, (socket, request) => {

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { LEGACY_ADAPTERS } from '../adapters/index.js'
 import { legacyRoutes } from '../plugins/legacy-routes.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
+import { NotFoundError } from '../src/errors.js'
 import { SERVER_DEFAULTS, legacyAdapterNames, type ServerConfig } from './config.js'
 import { developmentSecret } from './dev-secret.js'
 
@@ -26,6 +27,11 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
       ? { level: config.logLevel, ...config.logger, serializers: { ...config.logger.serializers, req: redactingReq } }
       : { level: config.logLevel, serializers: { req: redactingReq } }
   const app = Fastify({ logger, bodyLimit: config.bodyLimit })
+  // The whole app is ours here, so its 404 carries a code too (the plugin leaves a host app's 404 alone).
+  // The path only: a ?token= is not echoed back.
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(new NotFoundError(`Route ${request.method}:${request.url.split('?')[0]} not found`))
+  })
 
   let jwtSecret = config.jwtSecret
   if (jwtSecret === undefined && config.authenticate === undefined) {

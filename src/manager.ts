@@ -2,26 +2,37 @@
 // validated, stamped and appended to history, then handed to the broker. The
 // broker calls deliver() back on every instance (this one included), and only
 // deliver() writes to local sockets.
-import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { TypeCompiler, type ValueError } from '@sinclair/typebox/compiler'
 import { FormatRegistry } from '@sinclair/typebox'
 import type { Broker, BrokerMessage } from './brokers/broker.js'
 import {
-  DataTooLargeError, ForbiddenError, InvalidPublishError, PermissionError, UnavailableError,
-  UnknownCategoryError, ValidationError
+  BadRequestError, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
+  UnknownCategoryError
 } from './errors.js'
+import { nestedDeeperThan } from './json-depth.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { uuidv7 } from './ids.js'
 import type { Logger } from './logger.js'
 import { RolePolicy } from './policy.js'
 import { legacyFrame, notificationFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
-import { MAX_DATA_BYTES, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
+import { MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
 import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
 
 if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', v => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(v) && !Number.isNaN(Date.parse(v)))
 }
 const checkPublishInput = TypeCompiler.Compile(PublishInput)
+
+/** A schema error in words; a union of literals (type, priority) names its allowed values. */
+function describeFirstError (e: ValueError | undefined): string {
+  if (e === undefined) return '/ is invalid'
+  const options = (e.schema as { anyOf?: Array<{ const?: unknown }> }).anyOf
+  if (options !== undefined && options.every(o => typeof o.const === 'string')) {
+    return `${e.path} must be one of: ${options.map(o => o.const).join(', ')}`
+  }
+  return `${e.path || '/'} ${e.message}`
+}
 
 /**
  * Inputs the REST layer has validated against the same PublishInput schema
@@ -179,12 +190,13 @@ export class NotificationManager {
 
   #prepare (input: PublishInput, source: string): Draft {
     if (!prevalidated.has(input) && !checkPublishInput.Check(input)) {
-      const first = checkPublishInput.Errors(input).First()
-      throw new InvalidPublishError(`${first?.path || '/'} ${first?.message ?? 'is invalid'}`)
+      throw new InvalidPublishError(describeFirstError(checkPublishInput.Errors(input).First()))
     }
     if (!this.policy.hasCategory(input.category)) throw new UnknownCategoryError(input.category)
-    if (input.data !== undefined && Buffer.byteLength(JSON.stringify(input.data)) > MAX_DATA_BYTES) {
-      throw new DataTooLargeError(MAX_DATA_BYTES)
+    if (input.data !== undefined) {
+      // Depth first: serialising a deeply nested object overflows the stack.
+      if (nestedDeeperThan(input.data, MAX_DATA_DEPTH)) throw new DataTooDeepError(MAX_DATA_DEPTH)
+      if (Buffer.byteLength(JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
     }
     for (const role of input.audience?.roles ?? []) {
       if (!this.policy.hasRole(role)) throw new InvalidPublishError(`audience.roles names unknown role '${role}'`)
@@ -245,8 +257,8 @@ export class NotificationManager {
     const visible = this.policy.visibleTo(user.role)
     if (requested === undefined || requested.length === 0) return visible
     for (const c of requested) {
-      if (!this.policy.hasCategory(c)) throw new ValidationError(`Unknown category '${c}'`)
-      if (!this.policy.canSee(user.role, c)) throw new PermissionError(`Role '${user.role}' may not see category '${c}'`)
+      if (!this.policy.hasCategory(c)) throw new UnknownCategoryError(c)
+      if (!this.policy.canSee(user.role, c)) throw new ForbiddenError(`Role '${user.role}' may not see category '${c}'`)
     }
     return [...new Set(requested)]
   }
@@ -283,12 +295,13 @@ export class NotificationManager {
   }
 
   async markRead (user: User, what: { ids?: readonly string[], all?: boolean }): Promise<number> {
+    if (what.all !== undefined && what.ids !== undefined) throw new BadRequestError("mark_read takes either 'ids' or 'all': true, not both")
     if (what.all === true) {
       await this.store.markAllRead(user.id, await this.store.lastSeq())
     } else if (what.ids !== undefined && what.ids.length > 0) {
       await this.store.markRead(user.id, what.ids)
     } else {
-      throw new ValidationError("mark_read needs 'ids' or 'all': true")
+      throw new BadRequestError("mark_read needs 'ids' (1 to 500) or 'all': true")
     }
     return this.unread(user)
   }

@@ -42,6 +42,8 @@ export const Audience = Type.Object(
 export type Audience = Static<typeof Audience>
 
 export const MAX_DATA_BYTES = 16 * 1024
+/** Deepest nesting of objects and arrays in `data` (`{}` is 1 level). */
+export const MAX_DATA_DEPTH = 32
 
 /** What a producer sends: REST body, `app.notifications.publish()`, adapters. */
 export const PublishInput = Type.Object(
@@ -51,7 +53,7 @@ export const PublishInput = Type.Object(
     priority: Type.Optional(Priority),
     title: Type.String({ minLength: 1, maxLength: 200 }),
     message: Type.Optional(Type.String({ maxLength: 2000 })),
-    data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Free JSON, at most 16 KiB serialised' })),
+    data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: `Free JSON, at most ${MAX_DATA_BYTES / 1024} KiB serialised, objects and arrays nested at most ${MAX_DATA_DEPTH} levels deep` })),
     action: Type.Optional(Action),
     expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
     collapseKey: Type.Optional(Token(200)),

@@ -2,7 +2,7 @@
 // small socket interface, so it can be driven by @fastify/websocket, plain ws
 // or a test double alike.
 import { randomUUID } from 'node:crypto'
-import { CloseCode, FrameErrorCode, PermissionError, ValidationError } from './errors.js'
+import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownCategoryError, frameErrorOf } from './errors.js'
 import type { Logger } from './logger.js'
 import type { NotificationManager } from './manager.js'
 import {
@@ -306,12 +306,9 @@ export class Session implements Connection {
       const result = await this.#dispatch(frame)
       if (result !== undefined) this.#write(replyFrame(frame.id, result))
     } catch (err) {
-      if (err instanceof ValidationError || err instanceof PermissionError) {
-        this.#write(errorFrame(frame.id, err.code, err.message))
-        return
-      }
-      this.#log.error({ ...this.#ids(), err, frameType: frame.type }, 'request failed')
-      this.#write(errorFrame(frame.id, FrameErrorCode.internal, 'Internal error; the request was not completed'))
+      const { code, message } = frameErrorOf(err)
+      if (code === FrameErrorCode.internal) this.#log.error({ ...this.#ids(), err, frameType: frame.type }, 'request failed')
+      this.#write(errorFrame(frame.id, code, message))
     }
   }
 
@@ -325,7 +322,7 @@ export class Session implements Connection {
       }
       case 'unsubscribe_category': {
         for (const c of frame.categories) {
-          if (!this.#manager.policy.hasCategory(c)) throw new ValidationError(`Unknown category '${c}'`)
+          if (!this.#manager.policy.hasCategory(c)) throw new UnknownCategoryError(c)
         }
         for (const c of frame.categories) this.subscriptions.delete(c)
         this.#manager.registry.unsubscribe(this, frame.categories)
@@ -342,7 +339,7 @@ export class Session implements Connection {
       }
       case 'mark_read': {
         if ((frame.ids === undefined) === (frame.all === undefined)) {
-          throw new ValidationError("mark_read takes either 'ids' or 'all': true")
+          throw new BadRequestError("mark_read takes either 'ids' or 'all': true")
         }
         return { unread: await this.#manager.markRead(this.user, frame.all ? { all: true } : { ids: frame.ids! }) }
       }
@@ -354,12 +351,12 @@ export class Session implements Connection {
   }
 
   async #refresh (token: string): Promise<Record<string, unknown> | undefined> {
-    if (!this.#verifyToken) throw new ValidationError('refresh is not available: this server authenticates connections itself')
+    if (!this.#verifyToken) throw new BadRequestError('refresh is not available: this server authenticates connections itself')
     let verified
     try {
       verified = await this.#verifyToken(token)
     } catch (err) {
-      if (err instanceof TokenError) throw new ValidationError(`refresh token rejected: ${err.message}`)
+      if (err instanceof TokenError) throw new InvalidTokenError(`refresh rejected: ${err.message}`)
       throw err
     }
     if (verified.user.id !== this.user.id || verified.user.role !== this.user.role) {

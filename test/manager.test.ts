@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { pino } from 'pino'
 import type { Broker, BrokerHandler, BrokerMessage } from '../src/brokers/broker.js'
 import { LocalBroker } from '../src/brokers/local-broker.js'
-import { PermissionError, ValidationError } from '../src/errors.js'
+import { BadRequestError, ForbiddenError, UnknownCategoryError } from '../src/errors.js'
 import { NotificationManager } from '../src/manager.js'
 import { RolePolicy } from '../src/policy.js'
 import type { SharedFrame } from '../src/protocol.js'
@@ -339,11 +339,11 @@ t.test('categoriesFor narrows to the role, and throws for unknown or forbidden c
   t.same(manager.categoriesFor(viewer), ['system', 'maintenance'])
   t.same(manager.categoriesFor(alice, []), ['system', 'dashboard', 'maintenance', 'user'])
   t.same(manager.categoriesFor(alice, ['dashboard', 'dashboard', 'system']), ['dashboard', 'system'])
-  await failsWith(t, () => manager.categoriesFor(alice, ['billing']), ValidationError, /billing/)
-  await failsWith(t, () => manager.categoriesFor(viewer, ['dashboard']), PermissionError, /viewer.*dashboard/)
-  await failsWith(t, () => manager.categoriesFor(alice, ['admin']), PermissionError)
-  await failsWith(t, () => manager.history(viewer, { categories: ['dashboard'] }), PermissionError)
-  await failsWith(t, () => manager.history(alice, { categories: ['nope'] }), ValidationError)
+  await failsWith(t, () => manager.categoriesFor(alice, ['billing']), UnknownCategoryError, /billing/)
+  await failsWith(t, () => manager.categoriesFor(viewer, ['dashboard']), ForbiddenError, /viewer.*dashboard/)
+  await failsWith(t, () => manager.categoriesFor(alice, ['admin']), ForbiddenError)
+  await failsWith(t, () => manager.history(viewer, { categories: ['dashboard'] }), ForbiddenError)
+  await failsWith(t, () => manager.history(alice, { categories: ['nope'] }), UnknownCategoryError)
 })
 
 t.test('resumeStatus', async t => {
@@ -389,8 +389,8 @@ t.test('unread and markRead', async t => {
   t.equal(await manager.markRead(alice, { all: true }), 0)
   await manager.publish({ category: 'dashboard', title: 'later' })
   t.equal(await manager.unread(alice), 1)
-  await failsWith(t, () => manager.markRead(alice, {}), ValidationError)
-  await failsWith(t, () => manager.markRead(alice, { ids: [] }), ValidationError)
+  await failsWith(t, () => manager.markRead(alice, {}), BadRequestError)
+  await failsWith(t, () => manager.markRead(alice, { ids: [] }), BadRequestError)
 })
 
 t.test('stats counts publishes, duplicates, deliveries, connections and subscriptions', async t => {
