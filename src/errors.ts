@@ -44,8 +44,8 @@ export const RateLimitedError = define<'UN_RATE_LIMITED', [string]>('UN_RATE_LIM
 export const InternalError = define<'UN_INTERNAL', [string]>('UN_INTERNAL', 'Internal error (request %s); the details are in the server log', 500, internal)
 export const UnavailableError = define<'UN_UNAVAILABLE', [string]>('UN_UNAVAILABLE', '%s', 503, internal)
 
-/** Every UN_ code above; docs/errors.md must list exactly these (tested). */
-export const ERROR_CODES: readonly string[] = [...TABLE.keys()]
+/** Every UN_ code above with its status and frame code; docs/errors.md must list exactly these (tested). */
+export const ERROR_TABLE: ReadonlyMap<string, ErrorSpec> = TABLE
 
 /** The table's entry for an error raised by this project, or undefined for any other value. */
 export function errorSpec (err: unknown): ErrorSpec | undefined {
