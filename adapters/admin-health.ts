@@ -1,14 +1,14 @@
 // The admin health monitor: periodic system status and component alerts, for admins only.
 import { Type, type Static } from '@sinclair/typebox'
 import { defineAdapter } from './legacy-adapter.js'
-import { LegacyMessage, LegacyToken } from './legacy-schemas.js'
+import { LegacyMessage, Identifier } from './legacy-schemas.js'
 
 const HealthStatus = Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('unhealthy')])
 
 export const HealthUpdatePayload = Type.Object({
   status: HealthStatus,
   components: Type.Record(
-    LegacyToken(100),
+    Identifier(100),
     Type.Object({ status: Type.String({ minLength: 1, maxLength: 64 }), message: Type.Optional(Type.String({ maxLength: 500 })) }),
     { maxProperties: 100 }
   ),
@@ -17,7 +17,7 @@ export const HealthUpdatePayload = Type.Object({
 type HealthUpdatePayload = Static<typeof HealthUpdatePayload>
 
 export const HealthAlertPayload = Type.Object({
-  component: LegacyToken(100),
+  component: Identifier(100),
   severity: Type.Union([Type.Literal('warning'), Type.Literal('critical')]),
   message: LegacyMessage
 })

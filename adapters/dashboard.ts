@@ -1,14 +1,14 @@
 // The dashboard's legacy notifications: a message to one user, or to everyone.
 import { Type } from '@sinclair/typebox'
 import { defineAdapter } from './legacy-adapter.js'
-import { LegacyMessage, LegacyTitle, LegacyToken } from './legacy-schemas.js'
+import { LegacyMessage, LegacyTitle, Identifier } from './legacy-schemas.js'
 
 const NotificationType = Type.Optional(Type.Union([
   Type.Literal('info'), Type.Literal('success'), Type.Literal('warning'), Type.Literal('error')
 ]))
 
 export const UserNotificationPayload = Type.Object({
-  user_id: LegacyToken(128),
+  user_id: Identifier(128),
   message: LegacyMessage,
   notification_type: NotificationType,
   title: Type.Optional(LegacyTitle),

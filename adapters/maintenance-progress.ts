@@ -2,14 +2,14 @@
 // collapse key per operation, so history keeps only its latest state.
 import { Type } from '@sinclair/typebox'
 import { defineAdapter } from './legacy-adapter.js'
-import { LegacyMessage, LegacyToken } from './legacy-schemas.js'
+import { LegacyMessage, Identifier } from './legacy-schemas.js'
 
 // 'maintenance:' + id stays within the 200 characters of a collapse key.
-const OperationId = LegacyToken(150)
+const OperationId = Identifier(150)
 
 export const MaintenanceStartedPayload = Type.Object({
   operation_id: OperationId,
-  operation_type: LegacyToken(100),
+  operation_type: Identifier(100),
   message: Type.Optional(LegacyMessage),
   estimated_duration: Type.Optional(Type.Number({ minimum: 0, description: 'Seconds' }))
 })

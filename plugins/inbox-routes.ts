@@ -24,7 +24,6 @@ export async function inboxRoutes (app: FastifyInstance, opts: { manager: Notifi
 
   app.post<{ Body: ReadBody }>('/api/notifications/read', { schema: readSchema, onRequest: auth.requireUser }, async (request) => {
     const user = auth.userOf(request)
-    const body = request.body
-    return { unread: await manager.markRead(user, body) }
+    return { unread: await manager.markRead(user, request.body) }
   })
 }

@@ -8,7 +8,7 @@ import fp from 'fastify-plugin'
 import { InvalidTokenError, MissingCredentialsError, NotFoundError } from '../src/errors.js'
 import { PublishResult } from '../src/schemas.js'
 import { Auth, bearerToken } from './auth.js'
-import { ErrorResponse } from './rest-schemas.js'
+import { errors } from './rest-schemas.js'
 import { configureRestScope } from './rest-scope.js'
 
 export interface LegacyRoutesOptions {
@@ -22,8 +22,6 @@ const LegacyParams = Type.Object({
 })
 type LegacyParams = Static<typeof LegacyParams>
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map(c => [c, Type.Ref(ErrorResponse)]))
-
 export const legacyIngestSchema = {
   tags: ['legacy'],
   summary: "Feed one legacy event into an enabled adapter (the payload is the legacy emitter's)",
@@ -35,7 +33,6 @@ export const legacyIngestSchema = {
 
 async function legacyRoutesPlugin (app: FastifyInstance, opts: LegacyRoutesOptions): Promise<void> {
   const auth = new Auth({ apiKeys: opts.apiKeys ?? [], policy: app.notifications.policy })
-  if (app.getSchema(ErrorResponse.$id!) === undefined) app.addSchema(ErrorResponse)
 
   // API keys only: a legacy service is a machine, never a user.
   const preHandler = async (request: FastifyRequest): Promise<void> => {

@@ -59,6 +59,7 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     policy
   })
 
+  // The one registration of the error shape: every route here and the legacy ingest route (which depends on this plugin) refer to it.
   if (app.getSchema(ErrorResponse.$id!) === undefined) app.addSchema(ErrorResponse)
 
   await app.register(async function notificationRoutes (scope) {

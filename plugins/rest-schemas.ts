@@ -1,7 +1,7 @@
 // Request and response schemas of the REST API (the notification shapes come from src/schemas.ts).
 import { Type, type Static } from '@sinclair/typebox'
 import { MigrationReport } from '../src/migration-report.js'
-import { ClientNotification, PublishInput, PublishResult } from '../src/schemas.js'
+import { ClientNotification, PublishInput, PublishResult, ReadIds } from '../src/schemas.js'
 
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
@@ -10,7 +10,8 @@ export const ErrorResponse = Type.Object({
   message: Type.String()
 }, { $id: 'UnifiedNotificationsError', description: "Fastify's standard error shape" })
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map(c => [c, Type.Ref(ErrorResponse)]))
+/** Response schemas for error statuses: a reference to ErrorResponse, which the root plugin registers. */
+export const errors = (...codes: number[]) => Object.fromEntries(codes.map(c => [c, Type.Ref(ErrorResponse)]))
 
 export const BatchBody = Type.Object({
   notifications: Type.Array(PublishInput, { minItems: 1, maxItems: 100 })
@@ -28,7 +29,7 @@ export type HistoryQuerystring = Static<typeof HistoryQuerystring>
 // One object, not a union: "ids or all, not both" is the manager's rule (UN_BAD_REQUEST), worded
 // as such, where a union failed as "must match a schema in anyOf".
 export const ReadBody = Type.Object({
-  ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 500 })),
+  ids: Type.Optional(ReadIds),
   all: Type.Optional(Type.Literal(true))
 }, { additionalProperties: false, description: "Either 'ids' or 'all': true" })
 export type ReadBody = Static<typeof ReadBody>

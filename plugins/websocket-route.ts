@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError } from '../src/errors.js'
 import type { Logger } from '../src/logger.js'
 import type { NotificationManager } from '../src/manager.js'
-import { Session } from '../src/session.js'
+import { CLOSE_GRACE_MS, Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
 import type { Auth } from './auth.js'
 import { WsTransport } from './ws-transport.js'
@@ -34,8 +34,6 @@ interface Live {
   missedPongs: number
 }
 
-/** How long shutdown waits for clients to answer the 1001 close before cutting them off. */
-const CLOSE_GRACE_MS = 2000
 
 /**
  * @fastify/websocket keeps the upgrade's request and reply alive as long as the
@@ -69,6 +67,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       socket.once('close', () => resolve())
     }))
     for (const { session } of live.values()) session.close(CloseCode.goingAway, 'server shutting down')
+    // Shutdown waits for the 1001 answers as long as one session's close does.
     let timer: NodeJS.Timeout | undefined
     await Promise.race([Promise.all(closed), new Promise(resolve => { timer = setTimeout(resolve, CLOSE_GRACE_MS) })])
     clearTimeout(timer)

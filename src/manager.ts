@@ -68,6 +68,12 @@ export interface HistoryPage {
   hasMore: boolean
 }
 
+/** What markRead() marks: `ids`, or everything with `all: true`. */
+export interface MarkReadRequest {
+  ids?: readonly string[]
+  all?: boolean
+}
+
 export interface ResumeStatus {
   /** false when history no longer reaches back to the cursor, or the cursor belongs to another log. */
   complete: boolean
@@ -294,7 +300,8 @@ export class NotificationManager {
     return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, this.policy.visibleTo(user.role), Date.now()))
   }
 
-  async markRead (user: User, what: { ids?: readonly string[], all?: boolean }): Promise<number> {
+  /** Marks `ids`, or everything (`all: true`), read: exactly one of the two. Resolves with the unread count. */
+  async markRead (user: User, what: MarkReadRequest): Promise<number> {
     if (what.all !== undefined && what.ids !== undefined) throw new BadRequestError("mark_read takes either 'ids' or 'all': true, not both")
     if (what.all === true) {
       await this.store.markAllRead(user.id, await this.store.lastSeq())

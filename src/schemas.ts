@@ -16,12 +16,14 @@ export const Priority = Type.Union(
 )
 export type Priority = Static<typeof Priority>
 
-// Identifiers are plain printable tokens: they end up in SQL parameters, Redis
-// keys and log lines, so control characters are refused at the edge.
-const Token = (max: number, description?: string) =>
+/**
+ * An identifier: printable, no control characters (it ends up in SQL parameters,
+ * Redis keys and log lines). Also the legacy payload schemas' identifier.
+ */
+export const Identifier = (max: number, description?: string) =>
   Type.String({ minLength: 1, maxLength: max, pattern: '^[^\\u0000-\\u001f]+$', ...(description ? { description } : {}) })
 
-export const Category = Token(64, 'One of the configured categories')
+export const Category = Identifier(64, 'One of the configured categories')
 
 export const Action = Type.Object(
   {
@@ -34,8 +36,8 @@ export type Action = Static<typeof Action>
 
 export const Audience = Type.Object(
   {
-    users: Type.Optional(Type.Array(Token(128), { maxItems: 1000, uniqueItems: true })),
-    roles: Type.Optional(Type.Array(Token(64), { maxItems: 100, uniqueItems: true }))
+    users: Type.Optional(Type.Array(Identifier(128), { maxItems: 1000, uniqueItems: true })),
+    roles: Type.Optional(Type.Array(Identifier(64), { maxItems: 100, uniqueItems: true }))
   },
   { additionalProperties: false, description: 'Empty or absent: everyone whose role may see the category' }
 )
@@ -56,9 +58,9 @@ export const PublishInput = Type.Object(
     data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: `Free JSON, at most ${MAX_DATA_BYTES / 1024} KiB serialised, objects and arrays nested at most ${MAX_DATA_DEPTH} levels deep` })),
     action: Type.Optional(Action),
     expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
-    collapseKey: Type.Optional(Token(200)),
+    collapseKey: Type.Optional(Identifier(200)),
     audience: Type.Optional(Audience),
-    idempotencyKey: Type.Optional(Token(200))
+    idempotencyKey: Type.Optional(Identifier(200))
   },
   { additionalProperties: false }
 )
@@ -130,11 +132,14 @@ export const HistoryFrame = Type.Object(
   },
   { additionalProperties: false }
 )
+/** The ids of a mark_read frame and of POST /api/notifications/read. */
+export const ReadIds = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 500 })
+/** Either `ids` or `all`: the manager's markRead() holds that rule, for the socket and in-process callers alike. */
 export const MarkReadFrame = Type.Object(
   {
     type: Type.Literal('mark_read'),
     id: RequestId,
-    ids: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 500 })),
+    ids: Type.Optional(ReadIds),
     all: Type.Optional(Type.Literal(true))
   },
   { additionalProperties: false }

@@ -337,12 +337,8 @@ export class Session implements Connection {
         })
         return { notifications: page.notifications, hasMore: page.hasMore }
       }
-      case 'mark_read': {
-        if ((frame.ids === undefined) === (frame.all === undefined)) {
-          throw new BadRequestError("mark_read takes either 'ids' or 'all': true")
-        }
-        return { unread: await this.#manager.markRead(this.user, frame.all ? { all: true } : { ids: frame.ids! }) }
-      }
+      case 'mark_read':
+        return { unread: await this.#manager.markRead(this.user, frame) }
       case 'ping':
         return { time: new Date().toISOString() }
       case 'refresh':

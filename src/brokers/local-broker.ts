@@ -4,6 +4,7 @@
 // turn of the event loop. A publisher (a REST request) is answered without
 // waiting for the fan-out to every socket, and a batch's fan-out runs while the
 // next request is already on its way.
+import { MicroBatch } from '../micro-batch.js'
 import type { Broker, BrokerHandler, BrokerMessage, ControlHandler, ControlMessage } from './broker.js'
 
 type Queued = { message: BrokerMessage, control?: undefined } | { control: ControlMessage }
@@ -12,8 +13,7 @@ export class LocalBroker implements Broker {
   #handler: BrokerHandler | undefined
   #control: ControlHandler | undefined
   // One queue for both kinds: a control message published after a notification is applied after it.
-  #queue: Queued[] = []
-  #scheduled = false
+  readonly #queue = new MicroBatch<Queued>(items => this.#drain(items))
 
   async start (handler: BrokerHandler, control?: ControlHandler): Promise<void> {
     this.#handler = handler
@@ -31,17 +31,10 @@ export class LocalBroker implements Broker {
   #enqueue (item: Queued): void {
     if (!this.#handler) return
     this.#queue.push(item)
-    if (!this.#scheduled) {
-      this.#scheduled = true
-      setImmediate(() => this.#drain())
-    }
   }
 
-  #drain (): void {
-    this.#scheduled = false
-    const queue = this.#queue
-    this.#queue = []
-    for (const item of queue) {
+  #drain (items: Queued[]): void {
+    for (const item of items) {
       // The manager's handlers log their own failures; one must not cost the messages queued behind it.
       try {
         if (item.control) this.#control?.(item.control)
@@ -54,7 +47,7 @@ export class LocalBroker implements Broker {
 
   async close (): Promise<void> {
     // What was accepted is delivered (to whatever sockets are still open) before the handler goes.
-    this.#drain()
+    this.#queue.flush()
     this.#handler = undefined
     this.#control = undefined
   }

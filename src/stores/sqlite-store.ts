@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
+import { MicroBatch } from '../micro-batch.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
 import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention } from './history-store.js'
 
@@ -117,6 +118,7 @@ CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTE
 
 interface Row { seq: number, body: string, is_read: number }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
+interface AppendJob { items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }
 
 export class SqliteStore implements HistoryStore {
   #epoch = ''
@@ -257,9 +259,8 @@ export class SqliteStore implements HistoryStore {
     return { notification, duplicate: false }
   }
 
-  /** One caller's append (or all-or-nothing batch), waiting for the next group commit. */
-  #jobs: Array<{ items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }> = []
-  #flushScheduled = false
+  /** Callers' appends (each one or an all-or-nothing batch), waiting for the next group commit. */
+  readonly #jobs = new MicroBatch<AppendJob>(jobs => this.#commit(jobs))
 
   async append (draft: Draft, idempotencyKey?: string): Promise<AppendResult> {
     const [result] = await this.#enqueue([{ draft, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) }])
@@ -281,20 +282,10 @@ export class SqliteStore implements HistoryStore {
    */
   #enqueue (items: readonly AppendItem[]): Promise<AppendResult[]> {
     if (!this.#db) return Promise.reject(new Error('SqliteStore used before init() or after close()'))
-    return new Promise((resolve, reject) => {
-      this.#jobs.push({ items, resolve, reject })
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true
-        setImmediate(() => this.#flush())
-      }
-    })
+    return new Promise((resolve, reject) => { this.#jobs.push({ items, resolve, reject }) })
   }
 
-  #flush (): void {
-    this.#flushScheduled = false
-    const jobs = this.#jobs
-    this.#jobs = []
-    if (jobs.length === 0) return
+  #commit (jobs: AppendJob[]): void {
     if (!this.#db) {
       for (const job of jobs) job.reject(new Error('SqliteStore closed before the append was written'))
       return
@@ -465,7 +456,7 @@ export class SqliteStore implements HistoryStore {
 
   async close (): Promise<void> {
     // Whatever is queued is written before the file closes.
-    if (this.#db) this.#flush()
+    if (this.#db) this.#jobs.flush()
     this.#db?.close()
     this.#db = undefined
   }
