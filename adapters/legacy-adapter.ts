@@ -11,7 +11,8 @@ import fp from 'fastify-plugin'
 import { DataTooDeepError, InvalidLegacyPayloadError, UnavailableError, isInputError } from '../src/errors.js'
 import { nestedDeeperThan } from '../src/json-depth.js'
 import type { Logger } from '../src/logger.js'
-import { MAX_DATA_DEPTH, type PublishInput, type StoredNotification } from '../src/schemas.js'
+import { MAX_DATA_DEPTH, type PublishInput } from '../src/schemas.js'
+import type { LegacyAdapter, LegacyOutcome } from '../src/legacy-adapters.js'
 import type { AdapterReport, LegacyEventReport } from '../src/migration-report.js'
 
 /** The root plugin's fastify-plugin name, which every adapter depends on. */
@@ -44,38 +45,7 @@ export interface LegacyAdapterOptions {
 
 export const ADAPTER_DEFAULTS = { enabled: true, forwardLegacyEvents: false } as const
 
-/** What became of one legacy payload. */
-export type LegacyOutcome =
-  | { status: 'published', notification: StoredNotification }
-  /** The payload (or the notification built from it) is invalid; `error` is one of src/errors.ts's 400s. */
-  | { status: 'rejected', error: Error }
-  /** Valid, but publishing failed (store down, shutting down). */
-  | { status: 'failed', error: unknown }
-  /** The adapter maps no such event. */
-  | { status: 'unmapped' }
-
-/** A registered, enabled adapter, as the ingest route and tests see it. */
-export interface LegacyAdapter {
-  readonly name: string
-  readonly emitter: EventEmitter
-  readonly forwardLegacyEvents: boolean
-  /** The legacy events this adapter maps. */
-  readonly events: readonly string[]
-  /**
-   * Emits `payload` as `event` on the adapter's emitter (so any other listener
-   * sees it too) and resolves with what the adapter made of it. Never rejects
-   * for a bad payload; an unknown event is counted as unmapped and not emitted.
-   */
-  ingest (event: string, payload: unknown): Promise<LegacyOutcome>
-  report (): AdapterReport
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The enabled legacy adapters, by name (see adapters/). */
-    legacyAdapters: ReadonlyMap<string, LegacyAdapter>
-  }
-}
+export type { LegacyAdapter, LegacyOutcome }
 
 // ---- payload checks -------------------------------------------------------------
 
@@ -351,8 +321,7 @@ export function defineAdapter<E extends Record<string, TSchema>> (def: AdapterDe
   async function legacyAdapterPlugin (app: FastifyInstance, rawOptions: LegacyAdapterOptions): Promise<void> {
     const opts = resolveOptions(name, rawOptions ?? {})
     if (!opts.enabled) return
-    if (!app.hasDecorator('legacyAdapters')) app.decorate('legacyAdapters', new Map<string, LegacyAdapter>())
-    const registry = app.legacyAdapters as Map<string, LegacyAdapter>
+    const registry = app.legacyAdapters
     if (registry.has(name)) throw new Error(`unified-notifications: the ${name} adapter is already registered`)
 
     const adapter = new RunningAdapter(name, mappings, opts.emitter!, opts.forwardLegacyEvents, app)

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { InvalidTokenError, MissingCredentialsError, NotFoundError } from '../src/errors.js'
 import { PublishResult } from '../src/schemas.js'
-import { Auth, bearerToken } from './auth.js'
+import { ApiKeys, bearerToken } from './auth.js'
 import { errors } from './rest-schemas.js'
 import { configureRestScope } from './rest-scope.js'
 
@@ -32,13 +32,13 @@ export const legacyIngestSchema = {
 }
 
 async function legacyRoutesPlugin (app: FastifyInstance, opts: LegacyRoutesOptions): Promise<void> {
-  const auth = new Auth({ apiKeys: opts.apiKeys ?? [], policy: app.notifications.policy })
+  const apiKeys = new ApiKeys(opts.apiKeys ?? [])
 
   // API keys only: a legacy service is a machine, never a user.
   const preHandler = async (request: FastifyRequest): Promise<void> => {
     const token = bearerToken(request)
     if (token === undefined) throw new MissingCredentialsError()
-    if (!auth.isApiKey(token)) throw new InvalidTokenError('not an API key accepted by this server')
+    if (!apiKeys.has(token)) throw new InvalidTokenError('not an API key accepted by this server')
   }
 
   // The same body parsing, validation and error mapping as the other REST routes, in a scope of its own.
@@ -46,7 +46,7 @@ async function legacyRoutesPlugin (app: FastifyInstance, opts: LegacyRoutesOptio
     configureRestScope(scope)
     scope.post<{ Params: LegacyParams, Body: unknown }>('/api/legacy/:adapter/:event', { schema: legacyIngestSchema, preHandler }, async (request, reply) => {
       const { adapter: name, event } = request.params
-      const adapter = app.hasDecorator('legacyAdapters') ? app.legacyAdapters.get(name) : undefined
+      const adapter = app.legacyAdapters.get(name)
       if (adapter === undefined) throw new NotFoundError(`Legacy adapter '${name}' is not enabled`)
       const outcome = await adapter.ingest(event, request.body)
       switch (outcome.status) {

@@ -3,7 +3,9 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createBroker } from '../src/brokers/index.js'
+import type { LegacyAdapter } from '../src/legacy-adapters.js'
 import { NotificationManager } from '../src/manager.js'
+import type { NotificationService } from '../src/notification-service.js'
 import { RolePolicy } from '../src/policy.js'
 import { createStore } from '../src/stores/index.js'
 import { createTokenVerifier } from '../src/tokens.js'
@@ -18,8 +20,10 @@ import { websocketRoute } from './websocket-route.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The notification manager: publish(), history(), migration(), stats(). */
-    notifications: NotificationManager
+    /** The notification service: publish(), history(), markRead(), migration(), stats(). */
+    notifications: NotificationService
+    /** The enabled legacy adapters, by name: empty until an adapter registers (adapters add and remove themselves). */
+    legacyAdapters: Map<string, LegacyAdapter>
   }
 }
 
@@ -50,7 +54,9 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     clearInterval(pruneTimer)
     await manager.close()
   })
-  app.decorate('notifications', manager)
+  // The manager, seen through its public interface; the routes below get the manager itself.
+  app.decorate('notifications', manager satisfies NotificationService as NotificationService)
+  app.decorate('legacyAdapters', new Map<string, LegacyAdapter>())
 
   const auth = new Auth({
     ...(opts.jwtSecret !== undefined ? { verifyToken: createTokenVerifier(opts.jwtSecret) } : {}),

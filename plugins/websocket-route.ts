@@ -2,6 +2,7 @@
 // liveness pings, and closing every socket with 1001 on shutdown.
 import websocket from '@fastify/websocket'
 import { Type, type Static } from '@sinclair/typebox'
+import type { ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError } from '../src/errors.js'
@@ -37,20 +38,19 @@ interface Live {
 
 /**
  * @fastify/websocket keeps the upgrade's request and reply alive as long as the
- * socket: its error listener closes over them, and the raw socket still points
- * at the hijacked ServerResponse. For a connection that stays open for hours
- * that is most of its memory (headers, URL, streams state), so let them go:
- * one error listener of our own, and the response detached from the socket.
+ * socket: its error listener closes over them, and the TCP socket still points
+ * at the hijacked ServerResponse. For a connection open for hours that is most
+ * of its memory, so let them go: one error listener of our own, and the
+ * response detached from the socket.
  */
-function releaseUpgrade (socket: WebSocket, request: FastifyRequest, log: Logger, sessionId: string): void {
+function releaseUpgrade (socket: WebSocket, request: FastifyRequest, response: ServerResponse, log: Logger, sessionId: string): void {
   socket.removeAllListeners('error')
   // The app's logger, not request.log: that child logger would be kept alive with the socket.
   socket.on('error', (err) => {
     log.warn({ sessionId, err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
     socket.terminate()
   })
-  const raw = request.raw.socket as (typeof request.raw.socket & { _httpMessage?: { detachSocket? (s: unknown): void } }) | null
-  raw?._httpMessage?.detachSocket?.(raw)
+  response.detachSocket(request.raw.socket)
 }
 
 export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
@@ -58,7 +58,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
   const live = new Map<WebSocket, Live>()
   /** Sessions whose start() (registration, connected, replay) has not finished yet. */
   const starting = new Set<Session>()
-  const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[] }>()
+  const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[], response?: ServerResponse }>()
 
   async function closeAll (): Promise<void> {
     manager.stopAccepting()
@@ -128,18 +128,20 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       const token = await auth.user(request, (request.query as { token?: string }).token)
       verified.set(request, { token, subscriptions: [] })
     },
-    preHandler: async (request) => {
+    preHandler: async (request, reply) => {
       const state = verified.get(request)!
+      // The upgrade's ServerResponse, which the socket still points at until released.
+      state.response = reply.raw
       const requested = request.query.categories?.split(',').map(s => s.trim()).filter(s => s !== '')
       state.subscriptions = manager.categoriesFor(state.token.user, requested)
       manager.assertCanConnect(state.token.user)
     }
   }, (socket, request) => {
-    const { token, subscriptions } = verified.get(request)!
+    const { token, subscriptions, response } = verified.get(request)!
     const q = request.query
     const session = new Session({
       manager,
-      socket: new WsTransport(socket),
+      socket: new WsTransport(socket, request.raw.socket),
       user: token.user,
       ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
       subscriptions,
@@ -152,7 +154,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     })
     const state: Live = { session, missedPongs: 0 }
     live.set(socket, state)
-    releaseUpgrade(socket, request, app.log, session.id)
+    releaseUpgrade(socket, request, response!, app.log, session.id)
     // Listeners first, synchronously, before anything awaits: no frame is lost.
     socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
     socket.on('pong', () => { state.missedPongs = 0 })

@@ -1,24 +1,12 @@
 // Adapts a `ws` socket to the core's SocketLike, and frames a broadcast once:
 // the first recipient builds the WebSocket frame of a shared notification, every
-// other recipient writes the same bytes. socket.io does the same through
-// engine.io (`wsPreEncodedFrame`); it saves ws re-measuring, re-framing and
-// re-encoding the same string for each of N sockets. Frames written to a socket
-// in one turn of the event loop leave it in one write.
+// other recipient writes the same bytes (as engine.io's `wsPreEncodedFrame`).
+// Frames written to a socket in one turn of the event loop leave it in one write.
+import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { SharedFrame } from '../src/protocol.js'
 import type { SocketLike } from '../src/session.js'
-
-// ws's Sender is public API at runtime (WebSocket.Sender) but absent from @types/ws.
-interface SenderStatic {
-  frame (data: Buffer, options: { fin: boolean, rsv1: boolean, opcode: number, mask: boolean, readOnly: boolean }): Buffer[]
-}
-interface SenderInstance {
-  _state: number
-  sendFrame (list: Buffer[], cb?: (err?: Error) => void): void
-}
-const Sender = (WebSocket as unknown as { Sender: SenderStatic }).Sender
-
-interface Corkable { cork (): void, uncork (): void, readonly writableLength: number }
+import { senderIdle, textFrame } from './ws-internals.js'
 
 /**
  * Frames written to one socket in one turn of the event loop (a broker queue of
@@ -36,9 +24,6 @@ let turnEnding = false
  * held anew, so holding never delays much data.
  */
 export const COALESCE_BYTES = 64 * 1024
-const TEXT = 0x1
-/** Sender._state when it is not compressing or reading a blob: a frame written now goes out in order. */
-const SENDER_IDLE = 0
 
 export class WsTransport implements SocketLike {
   /** While holding: the bytes the socket had queued before (real backlog); -1 when not holding. */
@@ -46,17 +31,13 @@ export class WsTransport implements SocketLike {
   /** The turn of this socket's last frame. */
   #turn = -1
 
-  constructor (readonly ws: WebSocket) {}
+  /** `socket` is the TCP socket `ws` was upgraded on (the upgrade request's socket). */
+  constructor (readonly ws: WebSocket, readonly socket: Socket) {}
 
   /** Unsent bytes, not counting frames held for this turn's single write: what the slow-consumer check needs. */
   get bufferedAmount (): number {
-    const socket = this.#socket
-    const held = this.#backlog < 0 || socket === undefined ? 0 : socket.writableLength - this.#backlog
+    const held = this.#backlog < 0 ? 0 : this.socket.writableLength - this.#backlog
     return this.ws.bufferedAmount - held
-  }
-
-  get #socket (): Corkable | undefined {
-    return (this.ws as unknown as { _socket?: Corkable })._socket
   }
 
   static #endTurn (): void {
@@ -67,8 +48,7 @@ export class WsTransport implements SocketLike {
   }
 
   #hold (): void {
-    const socket = this.#socket
-    if (socket === undefined) return
+    const socket = this.socket
     if (this.#turn !== turn) {
       // This socket's first frame of the turn: written now.
       this.#turn = turn
@@ -87,8 +67,7 @@ export class WsTransport implements SocketLike {
       return
     }
     // A socket with writes still pending already gathers new ones until the kernel takes the
-    // pending write, then writes them together: holding adds nothing there, and its larger
-    // writes left the process about 80 MB bigger after an overload at 10,000 connections.
+    // pending write, then writes them together: holding adds nothing there, and costs memory.
     if (socket.writableLength > 0) return
     this.#backlog = 0
     socket.cork()
@@ -97,7 +76,7 @@ export class WsTransport implements SocketLike {
 
   #release (): void {
     this.#backlog = -1
-    this.#socket?.uncork()
+    this.socket.uncork()
   }
 
   send (data: string): void {
@@ -106,19 +85,22 @@ export class WsTransport implements SocketLike {
   }
 
   sendShared (frame: SharedFrame): void {
-    const sender = (this.ws as unknown as { _sender?: SenderInstance })._sender
-    // Anything unusual (closing, compression negotiated, a write in progress): the ordinary path.
-    if (this.ws.readyState !== WebSocket.OPEN || sender === undefined || sender._state !== SENDER_IDLE || this.ws.extensions !== '') {
+    // Anything unusual (closing, compression negotiated, ws holding frames back): the ordinary path.
+    if (this.ws.readyState !== WebSocket.OPEN || this.ws.extensions !== '' || !senderIdle(this.ws)) {
       this.ws.send(frame.text)
       return
     }
     let wire = frame.wire as Buffer[] | undefined
     if (wire === undefined) {
-      wire = Sender.frame(Buffer.from(frame.text), { fin: true, rsv1: false, opcode: TEXT, mask: false, readOnly: false })
+      wire = textFrame(frame.text)
       frame.wire = wire
     }
     this.#hold()
-    sender.sendFrame(wire)
+    // What ws's own Sender does with a frame's header and payload: one corked write.
+    const socket = this.socket
+    socket.cork()
+    for (const chunk of wire) socket.write(chunk)
+    socket.uncork()
   }
 
   close (code: number, reason: string): void {

@@ -13,6 +13,8 @@ import { nestedDeeperThan } from './json-depth.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { uuidv7 } from './ids.js'
 import type { Logger } from './logger.js'
+import type { AdapterReport, MigrationReport } from './migration-report.js'
+import type { NotificationService } from './notification-service.js'
 import { RolePolicy } from './policy.js'
 import { legacyFrame, notificationFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
@@ -91,7 +93,7 @@ export interface ManagerStats {
 }
 
 /** A provider of one adapter's migration counters (see adapters/). */
-export type MigrationReportProvider = () => unknown
+export type MigrationReportProvider = () => AdapterReport
 
 /** A provider of one component's per-connection state sizes (e.g. the WebSocket plugin's sockets and timers). */
 export type InternalsProvider = () => Record<string, number>
@@ -110,7 +112,7 @@ export interface ManagerOptions {
   limits?: Partial<Limits>
 }
 
-export class NotificationManager {
+export class NotificationManager implements NotificationService {
   readonly store: HistoryStore
   readonly broker: Broker
   readonly policy: RolePolicy
@@ -333,8 +335,8 @@ export class NotificationManager {
   }
 
   /** The adapters' migration report: per adapter, per legacy event, what was received, published, rejected. */
-  migration (): Record<string, unknown> {
-    const out: Record<string, unknown> = {}
+  migration (): MigrationReport {
+    const out: MigrationReport = {}
     for (const [name, provider] of this.#reports) out[name] = provider()
     return out
   }
@@ -378,10 +380,5 @@ export class NotificationManager {
     this.#accepting = false
     await this.broker.close()
     await this.store.close()
-  }
-
-  /** Every live connection (for shutdown). */
-  connections (): Iterable<Connection> {
-    return this.registry.all()
   }
 }

@@ -4,19 +4,20 @@ import { EventEmitter } from 'node:events'
 import t, { type Test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { adminHealthAdapter, dashboardAdapter, maintenanceProgressAdapter } from '../adapters/index.js'
-import type { AdapterReport, LegacyAdapterOptions, LegacyEventReport } from '../adapters/index.js'
+import type { LegacyAdapterOptions, LegacyEventReport } from '../adapters/index.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
+import { MemoryStore } from '../src/stores/memory-store.js'
 import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, connect, type Client, type Frame } from './helper.js'
 
-/** The migration report, typed: the manager knows reports only as `unknown`, the adapters define them. */
-const reportOf = (app: FastifyInstance) => app.notifications.migration() as Record<string, AdapterReport>
+const reportOf = (app: FastifyInstance) => app.notifications.migration()
 
 type LogLine = Record<string, any> & { level: number, msg: string }
 const WARN = 40
 
 interface Host {
   app: FastifyInstance
+  store: MemoryStore
   ws: string
   logs: LogLine[]
   /** Opens a client for `sub` with `role`, and takes its connected frame. */
@@ -27,7 +28,8 @@ interface Host {
 async function host (t: Test, register: (app: FastifyInstance) => Promise<void>): Promise<Host> {
   const logs: LogLine[] = []
   const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } } })
-  await app.register(unifiedNotifications, { jwtSecret: SECRET, store: 'memory', apiKeys: [API_KEY] })
+  const store = new MemoryStore()
+  await app.register(unifiedNotifications, { jwtSecret: SECRET, store, apiKeys: [API_KEY] })
   await register(app)
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -36,6 +38,7 @@ async function host (t: Test, register: (app: FastifyInstance) => Promise<void>)
   const ws = `ws://127.0.0.1:${address.port}/ws`
   return {
     app,
+    store,
     ws,
     logs,
     client: async (sub, role, query) => {
@@ -259,7 +262,7 @@ t.test('invalid payloads are rejected, counted, logged once each at warn without
 t.test('a failing store never throws into the emitter nor leaves an unhandled rejection', async t => {
   const emitter = new EventEmitter()
   const h = await host(t, withAdapter(dashboardAdapter, { emitter }))
-  const store = h.app.notifications.store
+  const store = h.store
   const append = store.append
   store.append = async () => { throw new Error('disk full') }
   t.teardown(() => { store.append = append })
@@ -326,7 +329,7 @@ t.test('a disabled adapter registers nothing', async t => {
   t.equal(emitter.listenerCount('broadcast_notification'), 0)
   t.notOk(Object.hasOwn(emitter, 'emit'), 'emit not wrapped')
   t.same(h.app.notifications.migration(), {})
-  t.equal(h.app.hasDecorator('legacyAdapters'), false)
+  t.equal(h.app.legacyAdapters.size, 0, 'no adapter in app.legacyAdapters')
 
   const u = await h.client('u1', 'user')
   emitter.emit('broadcast_notification', { message: 'ignored' })

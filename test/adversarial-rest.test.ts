@@ -30,7 +30,7 @@ t.test('wrong content types are 415 FST_ERR_CTP_INVALID_MEDIA_TYPE', async t => 
   }
   const batch = await post(h, '/api/notifications/batch', JSON.stringify({ notifications: [valid] }), { 'content-type': 'text/plain' })
   t.equal(batch.status, 415)
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing published')
+  t.equal(await h.store.lastSeq(), 0, 'nothing published')
 })
 
 t.test('invalid JSON is 400 FST_ERR_CTP_INVALID_JSON_BODY; an empty JSON body is 400', async t => {
@@ -43,7 +43,7 @@ t.test('invalid JSON is 400 FST_ERR_CTP_INVALID_JSON_BODY; an empty JSON body is
   const empty = await post(h, '/api/notifications', '', JSON_CT)
   t.equal(empty.status, 400)
   t.equal(empty.body.code, 'FST_ERR_CTP_EMPTY_JSON_BODY')
-  t.equal(await h.app.notifications.store.lastSeq(), 0)
+  t.equal(await h.store.lastSeq(), 0)
 })
 
 t.test('a body that is JSON but not an object is 400 FST_ERR_VALIDATION', async t => {
@@ -76,7 +76,7 @@ t.test('__proto__ and constructor.prototype at every depth are 400, and pollute 
   t.equal(batch.status, 400)
   t.equal(batch.body.code, 'UN_BAD_REQUEST')
   t.equal(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched')
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing published')
+  t.equal(await h.store.lastSeq(), 0, 'nothing published')
 })
 
 t.test('over-long strings and lists, wrong types, unknown fields: 400 with the exact code', async t => {
@@ -111,7 +111,7 @@ t.test('over-long strings and lists, wrong types, unknown fields: 400 with the e
   const batch101 = await post(h, '/api/notifications/batch', JSON.stringify({ notifications: Array.from({ length: 101 }, () => valid) }), JSON_CT)
   t.equal(batch101.status, 400)
   t.equal(batch101.body.code, 'FST_ERR_VALIDATION')
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing published')
+  t.equal(await h.store.lastSeq(), 0, 'nothing published')
 })
 
 t.test('hostile tokens on the REST routes: 401 UN_INVALID_TOKEN; a user token on publish is 403', async t => {
@@ -138,7 +138,7 @@ t.test('hostile tokens on the REST routes: 401 UN_INVALID_TOKEN; a user token on
   const none = await fetch(`${h.http}/api/notifications`, { method: 'POST', headers: JSON_CT, body: JSON.stringify(valid) })
   t.equal(none.status, 401)
   t.equal(((await none.json()) as { code: string }).code, 'UN_MISSING_CREDENTIALS')
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing published')
+  t.equal(await h.store.lastSeq(), 0, 'nothing published')
   const ok = await post(h, '/api/notifications', JSON.stringify(valid), JSON_CT)
   t.equal(ok.status, 202, 'a valid publish still works afterwards')
 })

@@ -30,7 +30,7 @@ t.test(`data nested deeper than ${MAX_DATA_DEPTH} levels is 400 UN_DATA_TOO_DEEP
     t.equal(old.status, 400, `legacy ingest, ${levels} deep`)
     t.match(old.body, { code: 'UN_DATA_TOO_DEEP' })
   }
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing was stored')
+  t.equal(await h.store.lastSeq(), 0, 'nothing was stored')
   t.match(h.app.notifications.migration(), { dashboard: { events: { user_notification: { received: 3, rejected: 3, failed: 0 } } } }, 'counted as rejected payloads')
 
   // At the limit it is accepted on every path.
@@ -49,7 +49,7 @@ t.test('in-process publish() throws the same coded error for deep or circular da
   cyclic.self = cyclic
   await t.rejects(h.app.notifications.publish({ category: 'system', title: 'x', data: cyclic }), { code: 'UN_DATA_TOO_DEEP' }, 'circular: a coded 400, not a TypeError')
   await t.rejects(h.app.notifications.publishMany([{ category: 'system', title: 'x' }, { category: 'system', title: 'y', data: deep }]), { code: 'UN_DATA_TOO_DEEP', message: /^notifications\[1\]/ })
-  t.equal(await h.app.notifications.store.lastSeq(), 0)
+  t.equal(await h.store.lastSeq(), 0)
 })
 
 t.test('a handshake with a header token and a different ?token= is refused with 400 (ambiguous credentials)', async t => {

@@ -132,7 +132,7 @@ t.test('resume after a dropped connection: exactly the missed notifications, onc
   const replayed = new Promise<ClientEvents['replayed']>(resolve => {
     const off = client.on('replayed', f => { off(); resolve(f) })
   })
-  const sockets = serverSockets(h.app)
+  const sockets = serverSockets(h)
   t.equal(sockets.length, 1)
   for (const s of sockets) s.terminate()
   const close = await droppedClose
@@ -166,7 +166,7 @@ t.test('close() stops reconnecting', async t => {
   t.equal(ev.willReconnect, false)
   await sleep(300)
   t.equal(connects, 0, 'no reconnect after close()')
-  t.equal(h.app.notifications.registry.ofUser('alice').size, 0, 'no connection on the server')
+  t.equal(h.app.notifications.stats().connections, 0, 'no connection on the server')
 })
 
 t.test('close() while waiting to reconnect cancels the reconnect', async t => {
@@ -176,13 +176,13 @@ t.test('close() while waiting to reconnect cancels the reconnect', async t => {
   let connects = 0
   client.on('connected', () => { connects++ })
   const dropped = nextEvent(client, 'close')
-  for (const s of serverSockets(h.app)) s.terminate()
+  for (const s of serverSockets(h)) s.terminate()
   const ev = await dropped
   t.equal(ev.willReconnect, true)
   client.close()
   await sleep(400)
   t.equal(connects, 0, 'the scheduled reconnect never ran')
-  t.equal(h.app.notifications.registry.ofUser('alice').size, 0)
+  t.equal(h.app.notifications.stats().connections, 0)
 })
 
 t.test('close() while a token function is still pending opens no socket', async t => {
@@ -198,5 +198,5 @@ t.test('close() while a token function is still pending opens no socket', async 
   await sleep(400)
   t.equal(calls, 1, 'the token function was called')
   t.equal(connects, 0, 'no connected event after close()')
-  t.equal(h.app.notifications.registry.ofUser('alice').size, 0, 'no connection reached the server')
+  t.equal(h.app.notifications.stats().connections, 0, 'no connection reached the server')
 })

@@ -133,7 +133,7 @@ t.test('batch errors name the item as notifications[i], as documented', async t 
   t.equal(errorOf(t, await post(h, '/api/notifications/batch', { notifications: extra }), 400, 'FST_ERR_VALIDATION'), "notifications[1]: has unknown property 'extra'")
   const enumBad = [{ category: 'system', title: 'ok', priority: 'urgent' }]
   t.equal(errorOf(t, await post(h, '/api/notifications/batch', { notifications: enumBad }), 400, 'FST_ERR_VALIDATION'), 'notifications[0]: priority must be one of: low, normal, high, critical')
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing published')
+  t.equal(await h.store.lastSeq(), 0, 'nothing published')
 })
 
 t.test('a 500 says "internal error" with the request id; the log keeps the detail', async t => {

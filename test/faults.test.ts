@@ -245,7 +245,7 @@ t.test('retention by age (on a timer) and by count: a cursor it no longer covers
   await aged.app.notifications.publish({ category: 'system', title: 'old' })
   await aged.app.notifications.publish({ category: 'system', title: 'old too' })
   await sleep(500)
-  t.equal(await aged.app.notifications.store.prunedThrough(), 2, 'the age limit pruned a quiet log')
+  t.equal(await aged.store.prunedThrough(), 2, 'the age limit pruned a quiet log')
   const a = await connect(aged.ws, { token: await aged.token('alice') })
   const helloA = await a.next()
   const late = await connect(aged.ws, { token: await aged.token('alice'), query: { since: '1', epoch: helloA.epoch } })

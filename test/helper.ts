@@ -1,17 +1,23 @@
 // Test helpers: build(t) starts the standalone app on a real loopback port and
 // closes it in teardown; connect() opens a real ws client whose frames are
 // buffered from the first byte, so none is missed between awaits.
+import type { Duplex } from 'node:stream'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, type ServerConfig } from '../server/index.js'
 import { signToken } from '../src/tokens.js'
+import { createStore, type HistoryStore } from '../src/stores/index.js'
 
 export const SECRET = 'test-secret-0123456789abcdef'
 export const API_KEY = 'test-api-key'
 
 export interface Harness {
   app: FastifyInstance
+  /** The app's history store, for checking what was (not) stored. */
+  store: HistoryStore
+  /** The server side of every upgraded connection still open (the TCP sockets). */
+  upgraded: Set<Duplex>
   port: number
   http: string
   ws: string
@@ -19,13 +25,21 @@ export interface Harness {
 }
 
 export async function build (t: Test, overrides: Partial<ServerConfig> = {}): Promise<Harness> {
-  const app = await buildServer({ jwtSecret: SECRET, apiKeys: [API_KEY], store: 'memory', logger: false, ...overrides })
+  const store = createStore(overrides.store ?? 'memory', overrides.retention)
+  const app = await buildServer({ jwtSecret: SECRET, apiKeys: [API_KEY], logger: false, ...overrides, store })
   t.teardown(() => app.close())
+  const upgraded = new Set<Duplex>()
+  app.server.on('upgrade', (_req, socket: Duplex) => {
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   return {
     app,
+    store,
+    upgraded,
     port: address.port,
     http: `http://127.0.0.1:${address.port}`,
     ws: `ws://127.0.0.1:${address.port}/ws`,
@@ -118,13 +132,19 @@ export async function publish (h: Harness, body: Record<string, unknown>): Promi
 
 // ---- added for the socket integration suites (ws-protocol, client, server) ----
 
+/** The ws socket upgraded on a TCP socket: ws keeps it there under a private symbol (test/ws-internals.test.ts checks it). */
+export function webSocketOf (socket: Duplex): WebSocket | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find(s => s.description === 'websocket')
+  const ws = key === undefined ? undefined : (socket as unknown as Record<symbol, unknown>)[key]
+  return ws instanceof WebSocket ? ws : undefined
+}
+
 /** The server side of every open connection (the ws sockets behind the sessions), e.g. to terminate() them. */
-export function serverSockets (app: FastifyInstance): WebSocket[] {
+export function serverSockets (h: Harness): WebSocket[] {
   const out: WebSocket[] = []
-  for (const conn of app.notifications.connections()) {
-    // The session's socket is the ws transport (plugins/ws-transport.ts) around the ws socket.
-    const socket = (conn as unknown as { socket?: { ws?: unknown } }).socket?.ws
-    if (socket instanceof WebSocket) out.push(socket)
+  for (const socket of h.upgraded) {
+    const ws = webSocketOf(socket)
+    if (ws !== undefined && ws.readyState === WebSocket.OPEN) out.push(ws)
   }
   return out
 }

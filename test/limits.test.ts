@@ -141,7 +141,7 @@ t.test('REST body over 1 MiB: 413 FST_ERR_CTP_BODY_TOO_LARGE; a configured bodyL
   const body = await res.json() as Record<string, unknown>
   t.equal(body.code, 'FST_ERR_CTP_BODY_TOO_LARGE')
   t.equal(body.statusCode, 413)
-  t.equal(await h.app.notifications.store.lastSeq(), 0, 'nothing published')
+  t.equal(await h.store.lastSeq(), 0, 'nothing published')
 
   const small = await build(t, { bodyLimit: 1024 })
   const r2 = await small.app.inject({ method: 'POST', url: '/api/notifications', headers: { authorization: `Bearer ${API_KEY}` }, payload: { category: 'system', title: 't', message: 'y'.repeat(1100) } })
@@ -164,7 +164,7 @@ t.test('REST publish rate per credential: 429 UN_RATE_LIMITED with retry-after; 
   const batchLimited = await batch()
   t.equal(batchLimited.statusCode, 429)
   t.equal(batchLimited.json().code, 'UN_RATE_LIMITED')
-  t.equal(await h.app.notifications.store.lastSeq(), 7, 'only the accepted ones were stored')
+  t.equal(await h.store.lastSeq(), 7, 'only the accepted ones were stored')
 })
 
 t.test('audience list length: 1000 users and 100 roles are accepted, one more is 400 FST_ERR_VALIDATION', async t => {

@@ -399,7 +399,7 @@ t.test('RACE: resume while publishes keep coming (in-process loop) loses and rep
     if (i % 4 === 0) await sleep(1)
   }
   await Promise.all(inFlight)
-  const last = await h.app.notifications.store.lastSeq()
+  const last = await h.store.lastSeq()
   t.ok(publishedAfterConnected >= 50, 'publishes raced the resume')
   const c = await client!
   const connected = await c.next()
@@ -436,7 +436,7 @@ t.test('RACE: resume while concurrent REST batches publish over HTTP', async t =
   for (let i = 0; i < 1000 && total < target; i++) await sleep(5)
   stop.now = true
   await workers
-  const last = await h.app.notifications.store.lastSeq()
+  const last = await h.store.lastSeq()
   t.ok(connected.lastSeq < last, 'publishes continued after connected')
   const frames = await collectUntil(c, last)
   assertGapless(t, frames, since, last)
@@ -497,7 +497,7 @@ t.test('RACE: resume against a store with slow reads: publishes land between reg
   await sleep(20)
   stop = true
   await producer
-  const last = await h.app.notifications.store.lastSeq()
+  const last = await h.store.lastSeq()
   frames.push(...await collectUntil(c, last))
   const replayed = frames.find(f => f.type === 'replayed')!
   t.ok(since + replayed.count > connected.lastSeq, 'the replay reached past connected.lastSeq: publishes landed while it ran')

@@ -5,6 +5,8 @@ import Fastify from 'fastify'
 import t from 'tap'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { COALESCE_BYTES } from '../plugins/ws-transport.js'
+import type { BrokerHandler, ControlHandler } from '../src/brokers/broker.js'
+import { LocalBroker } from '../src/brokers/local-broker.js'
 import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, build, connect, publish, serverSockets } from './helper.js'
 
@@ -47,10 +49,10 @@ t.test('an open connection does not keep its upgrade request and response alive'
   const h = await build(t)
   const c = await connect(h.ws, { token: await h.token('alice') })
   await c.nextOf('connected')
-  const [socket] = serverSockets(h.app)
+  const [socket] = serverSockets(h)
   t.ok(socket, 'the server side of the connection')
-  const raw = (socket as unknown as { _socket: { _httpMessage?: unknown } })._socket
-  t.notOk(raw._httpMessage, 'the hijacked ServerResponse is detached from the socket')
+  const [raw] = h.upgraded
+  t.notOk((raw as { _httpMessage?: unknown })._httpMessage, 'the hijacked ServerResponse is detached from the socket')
   t.equal(socket!.listenerCount('error'), 1, "only our error listener, not one closing over the request and reply")
   // and the connection still works both ways
   const sent = await publish(h, { category: 'system', title: 'still here' })
@@ -59,9 +61,9 @@ t.test('an open connection does not keep its upgrade request and response alive'
   c.close()
 })
 
-/** Counts the writes (syscall-bound: _write or _writev) the server-side TCP socket of one WebSocket makes. */
+/** Counts the writes (syscall-bound: _write or _writev) one server-side TCP socket makes. */
 function countWrites (socket: unknown): { writes: number } {
-  const raw = (socket as { _socket: { _write: (...a: unknown[]) => unknown, _writev: (...a: unknown[]) => unknown } })._socket
+  const raw = socket as { _write: (...a: unknown[]) => unknown, _writev: (...a: unknown[]) => unknown }
   const counter = { writes: 0 }
   const write = raw._write.bind(raw)
   const writev = raw._writev.bind(raw)
@@ -74,7 +76,7 @@ t.test('a batch published at once leaves each socket in two writes, in order', a
   const h = await build(t)
   const clients = await Promise.all(['a', 'b'].map(async u => connect(h.ws, { token: await h.token(u) })))
   for (const c of clients) await c.nextOf('connected')
-  const counters = serverSockets(h.app).map(countWrites)
+  const counters = [...h.upgraded].map(countWrites)
   const outcomes = await h.app.notifications.publishMany(Array.from({ length: 20 }, (_, i) => ({ category: 'system', title: `n${i}` })))
   for (const c of clients) {
     const got = []
@@ -89,7 +91,7 @@ t.test('a turn holding more than COALESCE_BYTES for one socket writes it out as 
   const h = await build(t)
   const c = await connect(h.ws, { token: await h.token('alice') })
   await c.nextOf('connected')
-  const [counter] = serverSockets(h.app).map(countWrites)
+  const [counter] = [...h.upgraded].map(countWrites)
   const big = 'x'.repeat(15_000)
   // 20 × ~15 KB: about 300 KB in one turn, several times the coalescing cap, far below the 1 MiB send buffer.
   const outcomes = await h.app.notifications.publishMany(Array.from({ length: 20 }, (_, i) => ({ category: 'system', title: `big${i}`, data: { big } })))
@@ -103,19 +105,28 @@ t.test('a turn holding more than COALESCE_BYTES for one socket writes it out as 
   c.close()
 })
 
+/** A local broker whose delivery callback the test may call itself, as a broker's queue does. */
+class HandBroker extends LocalBroker {
+  deliver: BrokerHandler | undefined
+  override async start (handler: BrokerHandler, control?: ControlHandler): Promise<void> {
+    this.deliver = handler
+    await super.start(handler, control)
+  }
+}
+
 t.test("a socket's first frame of a turn is written at once; only the ones after it are held", async t => {
-  const h = await build(t)
+  const broker = new HandBroker()
+  const h = await build(t, { broker })
   const c = await connect(h.ws, { token: await h.token('alice') })
   await c.nextOf('connected')
-  const [server] = serverSockets(h.app)
-  const raw = (server as unknown as { _socket: { writableCorked: number } })._socket
-  const stored = await h.app.notifications.store.appendMany([1, 2].map(i => ({
+  const raw = [...h.upgraded][0]!
+  const stored = await h.store.appendMany([1, 2].map(i => ({
     draft: { id: `id-${i}`, category: 'system', type: 'info', priority: 'normal', title: `t${i}`, message: '', createdAt: new Date().toISOString(), source: 'app' }
   })))
   // Both deliveries in one synchronous run, as the broker's queue does.
-  h.app.notifications.deliver({ notification: stored[0]!.notification })
+  broker.deliver!({ notification: stored[0]!.notification })
   t.equal(raw.writableCorked, 0, 'the first frame went out without waiting for the turn to end')
-  h.app.notifications.deliver({ notification: stored[1]!.notification })
+  broker.deliver!({ notification: stored[1]!.notification })
   t.equal(raw.writableCorked, 1, 'the second is held')
   await Promise.resolve()
   t.equal(raw.writableCorked, 0, 'released once the turn is over')

@@ -1,0 +1,30 @@
+// What a host app, a plugin or an adapter may call on `app.notifications`: the
+// manager's public surface, without its registry, store, broker or delivery.
+// The WebSocket and REST plugins get the manager itself; everyone else gets this.
+import type {
+  HistoryOptions, HistoryPage, InternalSizes, ManagerStats, MarkReadRequest, MigrationReportProvider, PublishOptions, PublishOutcome
+} from './manager.js'
+import type { MigrationReport } from './migration-report.js'
+import type { PublishInput, User } from './schemas.js'
+
+export interface NotificationService {
+  /** Validates, stores and delivers one notification; a repeated idempotencyKey returns the first one. */
+  publish (input: PublishInput, opts?: PublishOptions): Promise<PublishOutcome>
+  /** All valid or none published; stored in one transaction, in order. */
+  publishMany (inputs: readonly PublishInput[], opts?: PublishOptions): Promise<PublishOutcome[]>
+  /** A user's own history, newest first, each with its read flag. */
+  history (user: User, opts?: HistoryOptions): Promise<HistoryPage>
+  /** Marks `ids`, or everything (`all: true`), read; resolves with the unread count. */
+  markRead (user: User, what: MarkReadRequest): Promise<number>
+  unread (user: User): Promise<number>
+  stats (): ManagerStats
+  /** The adapters' migration report, per adapter and legacy event. */
+  migration (): MigrationReport
+  /** Whether the store and the broker answer. */
+  health (): Promise<{ store: boolean, broker: boolean }>
+  /** Sizes of every index, timer and per-connection table (all back to their baseline when connections go). */
+  sizes (): InternalSizes
+  /** An adapter's migration counters, read at each migration() call. */
+  registerMigrationReport (adapter: string, provider: MigrationReportProvider): void
+  unregisterMigrationReport (adapter: string): void
+}
