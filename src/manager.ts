@@ -6,7 +6,7 @@ import { TypeCompiler, type ValueError } from '@sinclair/typebox/compiler'
 import { FormatRegistry } from '@sinclair/typebox'
 import type { Broker, BrokerMessage } from './brokers/broker.js'
 import {
-  BadRequestError, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
+  BadRequestError, CloseCode, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
   UnknownCategoryError
 } from './errors.js'
 import { nestedDeeperThan } from './json-depth.js'
@@ -248,14 +248,37 @@ export class NotificationManager implements NotificationService {
     if (recipients.length > 0) {
       // Serialised once; every recipient gets the same frame object (and the transport frames it once).
       const frame: SharedFrame = { text: notificationFrame(toClient(n, false)) }
-      for (const conn of recipients) conn.deliver(n.seq, frame)
+      // One connection that throws is closed; every other recipient still gets the notification.
+      for (const conn of recipients) {
+        try {
+          conn.deliver(n.seq, frame)
+        } catch (err) {
+          this.#dropFaulty(conn, n, err)
+        }
+      }
       if (message.legacy) {
         const legacy: SharedFrame = { text: legacyFrame(message.legacy.event, message.legacy.data) }
-        for (const conn of recipients) if (conn.legacy) conn.deliverLegacy(legacy)
+        for (const conn of recipients) {
+          if (!conn.legacy) continue
+          try {
+            conn.deliverLegacy(legacy)
+          } catch (err) {
+            this.#dropFaulty(conn, n, err)
+          }
+        }
       }
     }
     this.#delivered += recipients.length
     this.log.info({ id: n.id, seq: n.seq, category: n.category, source: n.source, recipients: recipients.length }, 'notification published')
+  }
+
+  #dropFaulty (conn: Connection, n: StoredNotification, err: unknown): void {
+    this.log.error({ err, sessionId: conn.id, userId: conn.user.id, id: n.id, seq: n.seq }, 'delivery failed; closing the connection (1011)')
+    try {
+      conn.close(CloseCode.internal, 'internal error')
+    } catch (closeErr) {
+      this.log.error({ err: closeErr, sessionId: conn.id }, 'closing a faulty connection failed')
+    }
   }
 
   // ---- reading ------------------------------------------------------------------

@@ -15,6 +15,8 @@ export interface Connection {
   deliver (seq: number, frame: SharedFrame): void
   /** Sends a legacy frame shared by every recipient. */
   deliverLegacy (frame: SharedFrame): void
+  /** Closes the connection with a WebSocket close code (a delivery to it failed: 1011). */
+  close (code: number, reason: string): void
 }
 
 export interface RegistrySizes {

@@ -71,7 +71,8 @@ t.test('the manager logs a delivery that throws, and keeps delivering', async t 
       if (title === 'bad') throw new Error('socket exploded')
       got.push(title)
     },
-    deliverLegacy () {}
+    deliverLegacy () {},
+    close () {}
   })
   await manager.publish({ category: 'system', title: 'bad' })
   await manager.publish({ category: 'system', title: 'good' })

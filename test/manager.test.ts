@@ -40,6 +40,7 @@ interface FakeConnection extends Connection {
   legacyFrames: string[]
   /** The frame objects as delivered: one object shared by every recipient. */
   sharedFrames: SharedFrame[]
+  closes: Array<{ code: number, reason: string }>
 }
 function fake (user: User, subscriptions: string[], legacy = false): FakeConnection {
   const frames: Array<{ seq: number, frame: string }> = []
@@ -57,7 +58,9 @@ function fake (user: User, subscriptions: string[], legacy = false): FakeConnect
       sharedFrames.push(frame)
       frames.push({ seq, frame: frame.text })
     },
-    deliverLegacy (frame) { legacyFrames.push(frame.text) }
+    deliverLegacy (frame) { legacyFrames.push(frame.text) },
+    closes: [],
+    close (code, reason) { this.closes.push({ code, reason }) }
   }
 }
 
@@ -491,4 +494,34 @@ t.test('a custom policy is used for categories and roles', async t => {
   await t.resolves(manager.publish({ category: 'orders', title: 'x', audience: { roles: ['clerk'] } }))
   await t.rejects(manager.publish({ category: 'system', title: 'x' }), { statusCode: 400, code: 'UN_UNKNOWN_CATEGORY' })
   await t.rejects(manager.publish({ category: 'orders', title: 'x', audience: { roles: ['admin'] } }), { statusCode: 400, code: 'UN_INVALID_NOTIFICATION', message: /admin/ })
+})
+
+t.test('a recipient whose send throws is logged and closed with 1011; every other recipient still gets the notification', async t => {
+  const lines: Array<Record<string, unknown>> = []
+  const manager = new NotificationManager({
+    store: new MemoryStore(),
+    broker: new LocalBroker(),
+    logger: pino({ level: 'error' }, { write: (s: string) => { lines.push(JSON.parse(s)) } })
+  })
+  await manager.start()
+  t.teardown(() => manager.close())
+  const before = fake(alice, ['system'], true)
+  const faulty = fake(bob, ['system'], true)
+  const after = fake(root, ['system'], true)
+  faulty.deliver = () => { throw new Error('send exploded') }
+  faulty.deliverLegacy = () => { throw new Error('legacy send exploded') }
+  for (const c of [before, faulty, after]) manager.registry.add(c)
+
+  const { notification } = await manager.publish({ category: 'system', title: 'for all' }, { legacy: { event: 'old', data: {} } })
+  await brokerTurn()
+  t.same(before.frames.map(f => f.seq), [notification.seq], 'the recipient before the faulty one got it')
+  t.same(after.frames.map(f => f.seq), [notification.seq], 'the recipient after the faulty one got it')
+  t.equal(before.legacyFrames.length, 1)
+  t.equal(after.legacyFrames.length, 1, 'and its legacy frame')
+  t.same(faulty.closes, [{ code: 1011, reason: 'internal error' }, { code: 1011, reason: 'internal error' }], 'the faulty one is closed with 1011')
+  t.match(lines, [
+    { msg: /delivery failed/, sessionId: faulty.id, userId: 'bob', seq: notification.seq, err: { message: 'send exploded' } },
+    { msg: /delivery failed/, sessionId: faulty.id, err: { message: 'legacy send exploded' } }
+  ])
+  t.equal(manager.stats().delivered, 3, 'counted as delivered to the three recipients')
 })

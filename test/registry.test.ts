@@ -18,7 +18,8 @@ function fake (userId: string, role: string, subscriptions: string[] = ['system'
     legacy: false,
     frames,
     deliver (_seq: number, frame: SharedFrame) { frames.push(frame.text) },
-    deliverLegacy (frame: SharedFrame) { frames.push(frame.text) }
+    deliverLegacy (frame: SharedFrame) { frames.push(frame.text) },
+    close () {}
   }
 }
 
