@@ -30,11 +30,6 @@ export interface WebsocketRouteOptions {
   heartbeatMs: number
 }
 
-interface Live {
-  session: Session
-  missedPongs: number
-}
-
 
 /**
  * @fastify/websocket keeps the upgrade's request and reply alive as long as the
@@ -55,7 +50,7 @@ function releaseUpgrade (socket: WebSocket, request: FastifyRequest, response: S
 
 export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
   const { manager, auth } = opts
-  const live = new Map<WebSocket, Live>()
+  const live = new Map<WebSocket, Session>()
   /** Sessions whose start() (registration, connected, replay) has not finished yet. */
   const starting = new Set<Session>()
   const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[], response?: ServerResponse }>()
@@ -66,7 +61,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       if (socket.readyState === socket.CLOSED) return resolve()
       socket.once('close', () => resolve())
     }))
-    for (const { session } of live.values()) session.close(CloseCode.goingAway, 'server shutting down')
+    for (const session of live.values()) session.close(CloseCode.goingAway, 'server shutting down')
     // Shutdown waits for the 1001 answers as long as one session's close does.
     let timer: NodeJS.Timeout | undefined
     await Promise.race([Promise.all(closed), new Promise(resolve => { timer = setTimeout(resolve, CLOSE_GRACE_MS) })])
@@ -95,7 +90,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     let expiryTimers = 0
     let closeTimers = 0
     let pendingFrames = 0
-    for (const { session } of live.values()) {
+    for (const session of live.values()) {
       const held = session.held
       expiryTimers += held.expiryTimers
       closeTimers += held.closeTimers
@@ -104,16 +99,9 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     return { sockets: live.size, starting: starting.size, expiryTimers, closeTimers, pendingFrames, wsClients: app.websocketServer.clients.size }
   })
 
+  // One interval for every socket; each session keeps its own count of missed pongs.
   const heartbeat = setInterval(() => {
-    for (const [socket, state] of live) {
-      if (state.missedPongs >= 2) {
-        app.log.info({ sessionId: state.session.id }, 'missed two pongs: terminating')
-        socket.terminate()
-        continue
-      }
-      state.missedPongs++
-      socket.ping()
-    }
+    for (const session of live.values()) session.heartbeat()
   }, opts.heartbeatMs)
   heartbeat.unref()
   app.addHook('onClose', async () => { clearInterval(heartbeat) })
@@ -152,12 +140,11 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       log: app.log,
       reqId: request.id
     })
-    const state: Live = { session, missedPongs: 0 }
-    live.set(socket, state)
+    live.set(socket, session)
     releaseUpgrade(socket, request, response!, app.log, session.id)
     // Listeners first, synchronously, before anything awaits: no frame is lost.
     socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
-    socket.on('pong', () => { state.missedPongs = 0 })
+    socket.on('pong', () => session.onPong())
     socket.on('close', () => {
       live.delete(socket)
       session.dispose()

@@ -111,4 +111,8 @@ export class WsTransport implements SocketLike {
   terminate (): void {
     this.ws.terminate()
   }
+
+  ping (): void {
+    this.ws.ping()
+  }
 }

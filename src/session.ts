@@ -2,6 +2,7 @@
 // small socket interface, so it can be driven by @fastify/websocket, plain ws
 // or a test double alike.
 import { randomUUID } from 'node:crypto'
+import { systemClock, type Clock, type ClockTimer } from './clock.js'
 import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownCategoryError, frameErrorOf } from './errors.js'
 import type { Logger } from './logger.js'
 import type { NotificationManager } from './manager.js'
@@ -22,6 +23,8 @@ export interface SocketLike {
   readonly bufferedAmount: number
   /** Drops the connection at once (ws `terminate()`); used when the peer does not answer a close in time. */
   terminate? (): void
+  /** Sends a WebSocket ping (liveness); the transport reports the pong through Session.onPong(). */
+  ping? (): void
 }
 
 export interface SessionOptions {
@@ -43,6 +46,8 @@ export interface SessionOptions {
   log: Logger
   /** The upgrade request's id, for the `connection opened` log line (ties it to the request's own logs). */
   reqId?: string
+  /** Time and timers; default the system clock. */
+  clock?: Clock
 }
 
 const REPLAY_PAGE = 500
@@ -64,14 +69,17 @@ export class Session implements Connection {
   readonly #socket: SocketLike
   readonly #log: Logger
   readonly #verifyToken: TokenVerifier | undefined
+  readonly #clock: Clock
   // Made on first use: an idle connection (most of them) holds neither.
   #requests: TokenBucket | undefined
   #badFrames: TokenBucket | undefined
   #rateLimitedInARow = 0
   #expiresAt: number | undefined
-  #expiryTimer: NodeJS.Timeout | undefined
+  #expiryTimer: ClockTimer | undefined
   /** Armed by close(): drops a peer that does not read its close frame (a slow consumer), so its buffer is freed. */
-  #closeTimer: NodeJS.Timeout | undefined
+  #closeTimer: ClockTimer | undefined
+  /** Heartbeats since the peer last answered a ping. */
+  #missedPongs = 0
   /** Highest seq written to the socket: nothing at or below it is sent again. */
   #lastSent = 0
   /** Live frames that arrived before `connected` and the replay were written. */
@@ -94,6 +102,7 @@ export class Session implements Connection {
     this.legacy = opts.legacy === true
     this.subscriptions = new Set(opts.subscriptions)
     this.#verifyToken = opts.verifyToken
+    this.#clock = opts.clock ?? systemClock
     // No child logger per session: with its bindings it held about 1 KB per idle connection.
     this.#log = opts.log
     this.#expiresAt = opts.expiresAt
@@ -196,14 +205,14 @@ export class Session implements Connection {
   /** Waits until at most half the send buffer is in use; false (and closed 4009) when it never drains. */
   async #drained (): Promise<boolean> {
     const limit = this.#manager.limits.sendBufferBytes / 2
-    const deadline = Date.now() + REPLAY_DRAIN_MS
+    const deadline = this.#clock.now() + REPLAY_DRAIN_MS
     while (this.#socket.bufferedAmount > limit) {
       if (this.#closed) return false
-      if (Date.now() > deadline) {
+      if (this.#clock.now() > deadline) {
         this.close(CloseCode.slowConsumer, 'slow consumer')
         return false
       }
-      await new Promise(resolve => setTimeout(resolve, 10))
+      await new Promise<void>(resolve => { this.#clock.setTimeout(resolve, 10) })
     }
     return !this.#closed
   }
@@ -254,8 +263,9 @@ export class Session implements Connection {
   onMessage (data: Buffer | string, isBinary: boolean): void {
     if (this.#closed || this.#closing) return
     const limits = this.#manager.limits
-    this.#requests ??= new TokenBucket(limits.requestsPerSecond, limits.requestBurst)
-    if (!this.#requests.take()) {
+    const now = this.#clock.now()
+    this.#requests ??= new TokenBucket(limits.requestsPerSecond, limits.requestBurst, now)
+    if (!this.#requests.take(now)) {
       this.#rateLimitedInARow++
       if (this.#rateLimitedInARow > this.#manager.limits.rateLimitedBeforeClose) {
         this.#closeAfterReplies(CloseCode.policy, 'request rate limit exceeded')
@@ -280,8 +290,9 @@ export class Session implements Connection {
 
   #badFrame (id: string | undefined, code: FrameErrorCode, message: string): void {
     const limits = this.#manager.limits
-    this.#badFrames ??= new TokenBucket(limits.badFramesPerMinute / 60, limits.badFramesPerMinute)
-    if (!this.#badFrames.take()) {
+    const now = this.#clock.now()
+    this.#badFrames ??= new TokenBucket(limits.badFramesPerMinute / 60, limits.badFramesPerMinute, now)
+    if (!this.#badFrames.take(now)) {
       this.#closeAfterReplies(CloseCode.policy, 'too many bad frames')
       return
     }
@@ -340,7 +351,7 @@ export class Session implements Connection {
       case 'mark_read':
         return { unread: await this.#manager.markRead(this.user, frame) }
       case 'ping':
-        return { time: new Date().toISOString() }
+        return { time: new Date(this.#clock.now()).toISOString() }
       case 'refresh':
         return this.#refresh(frame.token)
     }
@@ -366,16 +377,34 @@ export class Session implements Connection {
   }
 
   #armExpiry (): void {
-    clearTimeout(this.#expiryTimer)
+    this.#clock.clearTimeout(this.#expiryTimer)
     this.#expiryTimer = undefined
     if (this.#expiresAt === undefined || this.#closed) return
-    const wait = this.#expiresAt - Date.now()
+    const wait = this.#expiresAt - this.#clock.now()
     if (wait <= 0) {
       this.close(CloseCode.tokenExpired, 'token expired')
       return
     }
-    this.#expiryTimer = setTimeout(() => this.#armExpiry(), Math.min(wait, MAX_TIMER_MS))
-    this.#expiryTimer.unref()
+    this.#expiryTimer = this.#clock.setTimeout(() => this.#armExpiry(), Math.min(wait, MAX_TIMER_MS))
+  }
+
+  // ---- liveness ---------------------------------------------------------------------
+
+  /** Called once per heartbeat interval: a peer that missed two pongs in a row is dropped, else pinged. */
+  heartbeat (): void {
+    if (this.#closed || !this.#socket.ping) return
+    if (this.#missedPongs >= 2) {
+      this.#log.info(this.#ids(), 'missed two pongs: terminating')
+      this.#socket.terminate?.()
+      return
+    }
+    this.#missedPongs++
+    this.#socket.ping()
+  }
+
+  /** The peer answered a ping. */
+  onPong (): void {
+    this.#missedPongs = 0
   }
 
   // ---- end --------------------------------------------------------------------------
@@ -387,8 +416,7 @@ export class Session implements Connection {
     this.dispose()
     const socket = this.#socket
     if (socket.terminate) {
-      this.#closeTimer = setTimeout(() => { this.#closeTimer = undefined; socket.terminate!() }, CLOSE_GRACE_MS)
-      this.#closeTimer.unref()
+      this.#closeTimer = this.#clock.setTimeout(() => { this.#closeTimer = undefined; socket.terminate!() }, CLOSE_GRACE_MS)
     }
   }
 
@@ -397,10 +425,10 @@ export class Session implements Connection {
     if (!this.#closed) this.#log.info({ ...this.#ids(), pending: this.#pending?.length ?? 0 }, 'connection closed')
     this.#closed = true
     this.#pending = undefined
-    clearTimeout(this.#expiryTimer)
+    this.#clock.clearTimeout(this.#expiryTimer)
     this.#expiryTimer = undefined
     // Called again when the socket is really gone: the close grace is over.
-    clearTimeout(this.#closeTimer)
+    this.#clock.clearTimeout(this.#closeTimer)
     this.#closeTimer = undefined
     this.#manager.registry.remove(this)
   }
