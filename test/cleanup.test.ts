@@ -94,12 +94,19 @@ t.test(`churn: ${CHURNED} connections connect, subscribe, request and disconnect
 
 t.test(`${ABORTED_DURING_AUTH} clients that go away while the server is still authenticating leave nothing behind`, async t => {
   let started = 0
+  let finished = 0
+  /** Per client: leaves as soon as the server is authenticating it. */
+  const leave = new Map<string, () => void>()
+  let allFinished!: () => void
+  const authenticated = new Promise<void>(resolve => { allFinished = resolve })
   const h = await build(t, {
     // A slow authenticate keeps each upgrade inside preValidation long enough for the client to leave.
     authenticate: async (request: FastifyRequest) => {
       started++
-      await sleep(150)
       const id = request.headers['x-user']
+      if (typeof id === 'string') leave.get(id)?.()
+      await sleep(150)
+      if (id !== 'stays' && ++finished === ABORTED_DURING_AUTH) allFinished()
       return typeof id === 'string' ? { id, role: 'user' } : null
     }
   })
@@ -110,14 +117,14 @@ t.test(`${ABORTED_DURING_AUTH} clients that go away while the server is still au
       const ws = new WebSocket(h.ws, { headers: { 'x-user': `gone${i}` } })
       ws.on('error', () => {})
       ws.on('close', () => resolve())
-      // Leave after the request reached the server, before the 150 ms check ends.
-      setTimeout(() => ws.terminate(), 20 + (i % 5) * 20)
+      // Leave once the server is checking this client, before the 150 ms check ends.
+      leave.set(`gone${i}`, () => ws.terminate())
     }))
   }
   await Promise.all(attempts)
-  // Let every pending authenticate finish and its (now dead) upgrade be abandoned.
-  await sleep(400)
-  t.ok(started > 0, `authenticate ran for clients that left (${started})`)
+  // Every authenticate finished; settle() then waits for the (now dead) upgrades to be abandoned.
+  await authenticated
+  t.equal(started, ABORTED_DURING_AUTH, 'authenticate ran for every client that left')
   t.same(await settle(h, baseline), baseline, 'no session, socket or index entry for a client that left during authentication')
   const c = await connect(h.ws, { headers: { 'x-user': 'stays' } })
   t.equal((await c.next()).type, 'connected', 'a later client connects normally')
@@ -166,7 +173,7 @@ t.test(`${ABORTED_DURING_START} clients that go away while their session is star
 t.test('closes the server initiates (4001, 4008) and terminations also return to baseline', async t => {
   const h = await build(t, { limits: { badFramesPerMinute: 2 }, heartbeatMs: 60_000 })
   const baseline = h.app.notifications.sizes()
-  const expiring = await Promise.all(Array.from({ length: 20 }, async (_v, i) => connect(h.ws, { token: await h.token(`e${i}`, 'user', 1) })))
+  const expiring = await Promise.all(Array.from({ length: 20 }, async (_v, i) => connect(h.ws, { token: await h.token(`e${i}`, 'user', 3) })))
   const noisy = await Promise.all(Array.from({ length: 20 }, async (_v, i) => connect(h.ws, { token: await h.token(`n${i}`, 'viewer') })))
   for (const c of noisy) await c.next()
   for (const c of noisy) for (let k = 0; k < 3; k++) c.send('{bad')
