@@ -5,7 +5,7 @@ import { LegacyMessage, Identifier } from './legacy-schemas.js'
 
 const HealthStatus = Type.Union([Type.Literal('healthy'), Type.Literal('degraded'), Type.Literal('unhealthy')])
 
-export const HealthUpdatePayload = Type.Object({
+const HealthUpdatePayload = Type.Object({
   status: HealthStatus,
   components: Type.Record(
     Identifier(100),
@@ -16,7 +16,7 @@ export const HealthUpdatePayload = Type.Object({
 })
 type HealthUpdatePayload = Static<typeof HealthUpdatePayload>
 
-export const HealthAlertPayload = Type.Object({
+const HealthAlertPayload = Type.Object({
   component: Identifier(100),
   severity: Type.Union([Type.Literal('warning'), Type.Literal('critical')]),
   message: LegacyMessage

@@ -7,7 +7,7 @@ const NotificationType = Type.Optional(Type.Union([
   Type.Literal('info'), Type.Literal('success'), Type.Literal('warning'), Type.Literal('error')
 ]))
 
-export const UserNotificationPayload = Type.Object({
+const UserNotificationPayload = Type.Object({
   user_id: Identifier(128),
   message: LegacyMessage,
   notification_type: NotificationType,
@@ -15,7 +15,7 @@ export const UserNotificationPayload = Type.Object({
   data: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
 })
 
-export const BroadcastNotificationPayload = Type.Object({
+const BroadcastNotificationPayload = Type.Object({
   message: LegacyMessage,
   notification_type: NotificationType,
   title: Type.Optional(LegacyTitle)

@@ -16,7 +16,7 @@ import type { LegacyAdapter, LegacyOutcome } from '../src/legacy-adapters.js'
 import type { AdapterReport, LegacyEventReport } from '../src/migration-report.js'
 
 /** The root plugin's fastify-plugin name, which every adapter depends on. */
-export const ROOT_PLUGIN = 'unified-notifications'
+const ROOT_PLUGIN = 'unified-notifications'
 
 /** How one legacy event becomes a notification. */
 export interface LegacyEventMapping<S extends TSchema = TSchema> {

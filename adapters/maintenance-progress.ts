@@ -7,25 +7,25 @@ import { LegacyMessage, Identifier } from './legacy-schemas.js'
 // 'maintenance:' + id stays within the 200 characters of a collapse key.
 const OperationId = Identifier(150)
 
-export const MaintenanceStartedPayload = Type.Object({
+const MaintenanceStartedPayload = Type.Object({
   operation_id: OperationId,
   operation_type: Identifier(100),
   message: Type.Optional(LegacyMessage),
   estimated_duration: Type.Optional(Type.Number({ minimum: 0, description: 'Seconds' }))
 })
 
-export const MaintenanceProgressPayload = Type.Object({
+const MaintenanceProgressPayload = Type.Object({
   operation_id: OperationId,
   progress: Type.Number({ minimum: 0, maximum: 100 }),
   message: Type.Optional(LegacyMessage)
 })
 
-export const MaintenanceCompletedPayload = Type.Object({
+const MaintenanceCompletedPayload = Type.Object({
   operation_id: OperationId,
   message: Type.Optional(LegacyMessage)
 })
 
-export const MaintenanceFailedPayload = Type.Object({
+const MaintenanceFailedPayload = Type.Object({
   operation_id: OperationId,
   error: Type.String({ minLength: 1, maxLength: 2000 })
 })

@@ -9,9 +9,9 @@ import type { User } from '../src/schemas.js'
 import { TokenError, type TokenVerifier, type VerifiedToken } from '../src/tokens.js'
 import type { AuthenticateFn } from './options.js'
 
-export type Publisher = { kind: 'apiKey' } | { kind: 'user', user: User }
+type Publisher = { kind: 'apiKey' } | { kind: 'user', user: User }
 
-// One-shot hash (node >= 20.12): a third of createHash's cost, paid by every publish request.
+// One-shot hash (node >= 20.12): cheaper than createHash, and every publish request pays it.
 const sha256 = (s: string) => hash('sha256', s, 'base64url')
 
 /** header.payload.signature in base64url: anything else cannot be a JWT, so it is not called a bad one. */

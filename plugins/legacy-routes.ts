@@ -22,7 +22,7 @@ const LegacyParams = Type.Object({
 })
 type LegacyParams = Static<typeof LegacyParams>
 
-export const legacyIngestSchema = {
+const legacyIngestSchema = {
   tags: ['legacy'],
   summary: "Feed one legacy event into an enabled adapter (the payload is the legacy emitter's)",
   security: [{ bearer: [] }],

@@ -27,10 +27,10 @@ declare module 'fastify' {
   }
 }
 
-export const PLUGIN_NAME = 'unified-notifications'
+const PLUGIN_NAME = 'unified-notifications'
 
 /** How often retention runs: a quarter of the age limit, between 50 ms and a minute. */
-export function pruneIntervalMs (maxAgeMs: number): number {
+function pruneIntervalMs (maxAgeMs: number): number {
   return Math.min(60_000, Math.max(50, Math.floor(maxAgeMs / 4)))
 }
 

@@ -50,7 +50,7 @@ export interface ResolvedOptions {
   publishRateLimit: { max: number, timeWindowMs: number } | false
 }
 
-export const DEFAULTS = {
+const DEFAULTS = {
   store: 'memory',
   broker: 'local',
   path: '/ws',

@@ -112,7 +112,8 @@ export class ConnectionRegistry {
   /**
    * The connections that should receive `n`: subscribed to its category (which
    * implies the role may see it, checked at subscribe time) and admitted by its
-   * audience. Walks the smaller index, never every connection.
+   * audience. With an audience it walks the named users' and roles' connections,
+   * keeping the subscribed ones; without one, the category's subscribers.
    */
   recipients (n: Pick<StoredNotification, 'category' | 'audience'>): Connection[] {
     const subscribers = this.#byCategory.get(n.category)

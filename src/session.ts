@@ -103,7 +103,7 @@ export class Session implements Connection {
     this.subscriptions = new Set(opts.subscriptions)
     this.#verifyToken = opts.verifyToken
     this.#clock = opts.clock ?? systemClock
-    // No child logger per session: with its bindings it held about 1 KB per idle connection.
+    // No child logger per session: its bindings would be held by every idle connection.
     this.#log = opts.log
     this.#expiresAt = opts.expiresAt
     this.#queue = new Promise(resolve => { this.#resolveStarted = resolve })

@@ -17,7 +17,7 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike
 export interface ClientOptions {
   /** ws:// or wss:// URL of the /ws route. */
   url: string
-  /** A token, or a function returning a fresh one (called on every connect and before expiry). */
+  /** A token, or a function returning a fresh one (called on every connect; refresh() sends a new one on an open connection). */
   token: string | (() => string | Promise<string>)
   /** Initial subscriptions; default: every category the role may see. */
   categories?: string[]

@@ -80,7 +80,7 @@ export interface HistoryStore {
   close (): Promise<void>
 }
 
-/** Whether the audience admits this user (shared by the stores that filter in JS and by live delivery). */
+/** Whether the audience admits this user, for the stores that filter in JS (live delivery uses the registry's indexes). */
 export function audienceAdmits (n: Pick<StoredNotification, 'audience'>, user: User): boolean {
   const a = n.audience
   if (a === undefined) return true

@@ -73,8 +73,8 @@ const FILTER = `n.category IN (SELECT value FROM json_each(@categories))
   AND (n.expires_ms IS NULL OR n.expires_ms > @now)
   AND (@unreadOnly = 0 OR NOT ${IS_READ})`
 // The three ways a row can be entitled, each walked through its own index. They
-// run as three statements: SQLite executes the same arms combined in one
-// compound statement about ten times slower (measured: 130 µs against 21 µs).
+// run as three statements: SQLite plans the same arms combined in one compound
+// statement far worse (figures in docs/benchmarks.md).
 const ARMS = {
   broadcast: (index: string) => `SELECT n.seq FROM notifications n INDEXED BY ${index}
     WHERE n.aud_users IS NULL AND n.aud_roles IS NULL AND n.seq > @after AND n.seq < @before AND ${FILTER}`,
@@ -85,8 +85,8 @@ const ARMS = {
     WHERE a.kind = 1 AND a.value = @role AND a.seq > @after AND a.seq < @before AND ${FILTER}
       AND NOT EXISTS (SELECT 1 FROM notification_audience u WHERE u.kind = 0 AND u.value = @userId AND u.seq = a.seq)`
 }
-// LIMIT takes its parameter as `+@name`: a bare bound LIMIT made each of these
-// statements 10-15 µs slower per run (measured; the unary plus leaves the value alone).
+// LIMIT takes its parameter as `+@name`: SQLite plans a bare bound LIMIT worse
+// (the unary plus leaves the value alone).
 const armStatements = (db: Database.Database, make: (arm: string) => string) => [
   db.prepare(make(ARMS.broadcast('notifications_broadcast_seq'))).pluck(),
   db.prepare(make(ARMS.user)).pluck(),
@@ -146,13 +146,11 @@ export class SqliteStore implements HistoryStore {
     db.pragma('synchronous = NORMAL')
     db.pragma('busy_timeout = 5000')
     // 16 MiB of page cache (default 2 MiB): room for the audience index, which takes random
-    // inserts, and the recent rows that resumes read. Appends measured no faster with 64 MiB,
-    // which only made the process grow with its history.
+    // inserts, and the recent rows that resumes read; more only grows the process.
     db.pragma('cache_size = -16384')
     // Checkpoint every 4,000 pages (16 MiB of WAL) instead of 1,000: each checkpoint copies the
     // latest version of every page and syncs twice, and the audience index takes random writes,
-    // so fewer, larger checkpoints copy each hot page once instead of four times
-    // (targeted appends: 28 -> 21.5 µs each).
+    // so fewer, larger checkpoints copy each hot page once instead of four times.
     db.pragma('wal_autocheckpoint = 4000')
     db.transaction(() => {
       db.exec(SCHEMA)
@@ -186,7 +184,7 @@ export class SqliteStore implements HistoryStore {
       findIdem: db.prepare('SELECT notification FROM idempotency WHERE key = ?').pluck(),
       insertIdem: db.prepare('INSERT INTO idempotency (key, created_ms, notification) VALUES (?, ?, ?)'),
       deleteCollapsed: db.prepare('DELETE FROM notifications WHERE collapse_key = ?'),
-      // Positional: binding an object by name cost a third of the insert itself (2.8 against 1.9 µs).
+      // Positional: binding an object by name costs a large share of the insert itself.
       insert: db.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, body)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
