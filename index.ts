@@ -7,7 +7,9 @@ export {
   MigrationReport, AdapterReport, LegacyEventReport
 } from './adapters/index.js'
 export type { AdapterDefinition, LegacyAdapter, LegacyAdapterOptions, LegacyEventMapping, LegacyOutcome } from './adapters/index.js'
-export type { PublishOptions, PublishOutcome, HistoryOptions, HistoryPage, ManagerStats } from './src/manager.js'
+export type { PublishOptions, PublishOutcome, HistoryOptions, HistoryPage, ManagerStats, MarkReadRequest } from './src/manager.js'
+export type { NotificationService } from './src/notification-service.js'
+export type { Clock } from './src/clock.js'
 export * from './src/schemas.js'
 export { RolePolicy, DEFAULT_ROLES, type RoleRules } from './src/policy.js'
 export { DEFAULT_LIMITS, type Limits } from './src/limits.js'
