@@ -157,7 +157,8 @@ t.test(`${ABORTED_DURING_START} clients that go away while their session is star
   t.equal(sizes.registry.connections, ABORTED_DURING_START, 'and registered')
   t.equal(sizes.websocket!.expiryTimers, ABORTED_DURING_START, 'each with an expiry timer')
   await h.app.notifications.publish({ category: 'system', title: 'held while starting' })
-  await sleep(20) // the broker's turn: the live frame reaches the sessions
+  // The local broker hands over on the next turn (setImmediate, queued before this one): the live frame reaches the sessions.
+  await new Promise(resolve => setImmediate(resolve))
   t.equal(h.app.notifications.sizes().websocket!.pendingFrames, ABORTED_DURING_START, 'one held frame each')
   for (const [i, c] of clients.entries()) {
     if (i % 2 === 0) c.ws.terminate()

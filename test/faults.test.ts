@@ -244,7 +244,15 @@ t.test('retention by age (on a timer) and by count: a cursor it no longer covers
   const aged = await build(t, { retention: { maxAgeMs: 200 } })
   await aged.app.notifications.publish({ category: 'system', title: 'old' })
   await aged.app.notifications.publish({ category: 'system', title: 'old too' })
-  await sleep(500)
+  // The retention timer's run is the event: wait for what it does, not for a guessed time.
+  const pruned = new Promise<void>(resolve => {
+    const prune = aged.store.prune.bind(aged.store)
+    aged.store.prune = async now => {
+      await prune(now)
+      if (await aged.store.prunedThrough() >= 2) resolve()
+    }
+  })
+  await within(pruned, 5000, 'the age-based retention run')
   t.equal(await aged.store.prunedThrough(), 2, 'the age limit pruned a quiet log')
   const a = await connect(aged.ws, { token: await aged.token('alice') })
   const helloA = await a.next()
