@@ -59,7 +59,7 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
   app.decorate('legacyAdapters', new Map<string, LegacyAdapter>())
 
   const auth = new Auth({
-    ...(opts.jwtSecret !== undefined ? { verifyToken: createTokenVerifier(opts.jwtSecret) } : {}),
+    ...(opts.jwtSecret !== undefined ? { verifyToken: createTokenVerifier(opts.jwtSecret, { maxAgeSeconds: opts.maxTokenAgeSeconds }) } : {}),
     ...(opts.authenticate !== undefined ? { authenticate: opts.authenticate } : {}),
     apiKeys: opts.apiKeys,
     policy

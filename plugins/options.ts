@@ -6,6 +6,7 @@ import { DEFAULT_LIMITS, type Limits } from '../src/limits.js'
 import { DEFAULT_ROLES, type RoleRules } from '../src/policy.js'
 import { DEFAULT_CATEGORIES, type User } from '../src/schemas.js'
 import { DEFAULT_RETENTION, type HistoryStore, type Retention } from '../src/stores/history-store.js'
+import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from '../src/tokens.js'
 
 /** The host app's own authentication: return the user, or null to refuse (401). */
 export type AuthenticateFn = (request: FastifyRequest) => Promise<(User & { expiresAt?: number }) | null>
@@ -15,6 +16,8 @@ export interface UnifiedNotificationsOptions {
   jwtSecret?: string
   /** Replaces JWT verification with the host app's own check. */
   authenticate?: AuthenticateFn
+  /** Longest a JWT is honoured, in seconds from its `iat` (NOTIFY_MAX_TOKEN_AGE; default 24 h). Caps `exp`; a token with neither is refused. */
+  maxTokenAgeSeconds?: number
   /** Keys allowed to publish (NOTIFY_API_KEYS). */
   apiKeys?: string[]
   /** 'memory' (default) | 'sqlite:<path>' | a HistoryStore. */
@@ -38,6 +41,7 @@ export interface UnifiedNotificationsOptions {
 export interface ResolvedOptions {
   jwtSecret: string | undefined
   authenticate: AuthenticateFn | undefined
+  maxTokenAgeSeconds: number
   apiKeys: string[]
   store: string | HistoryStore
   broker: string | Broker
@@ -55,6 +59,7 @@ const DEFAULTS = {
   broker: 'local',
   path: '/ws',
   heartbeatMs: 30_000,
+  maxTokenAgeSeconds: DEFAULT_MAX_TOKEN_AGE_SECONDS,
   publishRateLimit: { max: 1000, timeWindowMs: 1000 }
 } as const
 
@@ -90,12 +95,15 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
   if (typeof broker !== 'string' && (typeof broker !== 'object' || typeof broker.publish !== 'function')) fail('broker must be a string or a Broker')
   const path = opts.path ?? DEFAULTS.path
   if (typeof path !== 'string' || !path.startsWith('/')) fail("path must start with '/'")
+  const maxTokenAgeSeconds = opts.maxTokenAgeSeconds ?? DEFAULTS.maxTokenAgeSeconds
+  if (typeof maxTokenAgeSeconds !== 'number' || !Number.isInteger(maxTokenAgeSeconds) || maxTokenAgeSeconds < 1) fail('maxTokenAgeSeconds must be a positive integer (seconds)')
   const heartbeatMs = opts.heartbeatMs ?? DEFAULTS.heartbeatMs
   if (typeof heartbeatMs !== 'number' || !(heartbeatMs > 0)) fail('heartbeatMs must be a positive number')
   if (opts.roles !== undefined && (typeof opts.roles !== 'object' || opts.roles === null)) fail('roles must be an object')
   return {
     jwtSecret: opts.jwtSecret,
     authenticate: opts.authenticate,
+    maxTokenAgeSeconds,
     apiKeys: stringList('apiKeys', opts.apiKeys) ?? [],
     store,
     broker,

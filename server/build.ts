@@ -1,6 +1,7 @@
 // buildServer(): the standalone app (the root plugin, the enabled legacy adapters and
 // their ingest route, the OpenAPI UI), used by `npm start` and by tests.
 import { EventEmitter } from 'node:events'
+import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -10,6 +11,8 @@ import { unifiedNotifications } from '../plugins/notifications.js'
 import { NotFoundError } from '../src/errors.js'
 import { SERVER_DEFAULTS, legacyAdapterNames, type ServerConfig } from './config.js'
 import { developmentSecret } from './dev-secret.js'
+import { drainConnections } from './drain.js'
+import { checkSqlitePath } from './sqlite-check.js'
 
 /** Request log lines without credentials: the ?token= of a WebSocket URL is masked. */
 export function redactUrl (url: string): string {
@@ -19,6 +22,7 @@ export function redactUrl (url: string): string {
 export async function buildServer (overrides: Partial<ServerConfig> = {}): Promise<FastifyInstance> {
   const config: ServerConfig = { ...SERVER_DEFAULTS, ...overrides }
   const enabledAdapters = legacyAdapterNames(config.legacyAdapters)
+  if (typeof config.store === 'string' && config.store.startsWith('sqlite:')) checkSqlitePath(config.store.slice('sqlite:'.length))
   // The request serializer masks ?token= whatever logger options are given: a caller's own options must not bring tokens back.
   const redactingReq = (req: { method: string, url: string, id?: string, ip?: string }) => ({ method: req.method, url: redactUrl(req.url), ip: req.ip })
   const logger = config.logger === false
@@ -26,7 +30,10 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
     : typeof config.logger === 'object' && config.logger !== null
       ? { level: config.logLevel, ...config.logger, serializers: { ...config.logger.serializers, req: redactingReq } }
       : { level: config.logLevel, serializers: { req: redactingReq } }
-  const app = Fastify({ logger, bodyLimit: config.bodyLimit })
+  // return503OnClosing off: during the drain our routes answer themselves (UN_UNAVAILABLE, the /health body)
+  // instead of Fastify's bare 503; drainConnections then bounds every socket.
+  const app = Fastify({ logger, bodyLimit: config.bodyLimit, return503OnClosing: false })
+  drainConnections(app)
   // The whole app is ours here, so its 404 carries a code too (the plugin leaves a host app's 404 alone).
   // The path only: a ?token= is not echoed back.
   app.setNotFoundHandler((request, reply) => {
@@ -47,8 +54,12 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
     }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
+  // CORS for the REST API, only for the configured origins (off when none).
+  if (config.corsOrigins !== undefined && config.corsOrigins.length > 0) {
+    await app.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, methods: ['GET', 'POST'], allowedHeaders: ['Authorization', 'Content-Type'], maxAge: 600 })
+  }
 
-  const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, ...pluginOptions } = config
+  const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, corsOrigins: _corsOrigins, ...pluginOptions } = config
   await app.register(unifiedNotifications, { ...pluginOptions, ...(jwtSecret !== undefined ? { jwtSecret } : {}) })
 
   // Legacy services in other processes: one emitter per enabled adapter, fed by the ingest route.

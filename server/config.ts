@@ -1,8 +1,12 @@
 // The standalone server's configuration: defaults, and the documented environment
-// variables read into a ServerConfig (see README and docs/operations.md).
+// variables read into a ServerConfig (see README and docs/operations.md). Each
+// variable is one row of ENV_VARIABLES: its parser checks the value and names the
+// variable in the ConfigError, so a mistake stops the start with one clear line.
 import type { FastifyServerOptions } from 'fastify'
 import { LEGACY_ADAPTERS } from '../adapters/index.js'
 import type { UnifiedNotificationsOptions } from '../plugins/options.js'
+import type { Limits } from '../src/limits.js'
+import type { Retention } from '../src/stores/history-store.js'
 import { DEFAULT_SECRET_FILE } from './dev-secret.js'
 
 export interface ServerConfig extends Omit<UnifiedNotificationsOptions, 'jwtSecret'> {
@@ -19,6 +23,8 @@ export interface ServerConfig extends Omit<UnifiedNotificationsOptions, 'jwtSecr
   bodyLimit: number
   /** Legacy adapters to enable, fed by POST /api/legacy/<adapter>/<event>: 'dashboard', 'admin-health', 'maintenance'. */
   legacyAdapters?: string[]
+  /** Origins allowed to call the REST API from a browser (CORS); absent: CORS off. */
+  corsOrigins?: string[]
 }
 
 export const SERVER_DEFAULTS: ServerConfig = {
@@ -31,40 +37,197 @@ export const SERVER_DEFAULTS: ServerConfig = {
   bodyLimit: 1024 * 1024
 }
 
-function list (value: string | undefined): string[] | undefined {
-  if (value === undefined || value.trim() === '') return undefined
-  return value.split(',').map(s => s.trim()).filter(s => s !== '')
+/** A configuration mistake: `npm start` prints its message as one line and exits 1, without a stack. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Shortest API key accepted from NOTIFY_API_KEYS: a short key can be guessed. */
+export const MIN_API_KEY_LENGTH = 16
+/** Shortest NOTIFY_JWT_SECRET, as the root plugin requires of jwtSecret. */
+export const MIN_JWT_SECRET_LENGTH = 16
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+// ---- value parsers: each throws a plain Error whose message follows the variable's name ----
+
+function list (raw: string): string[] {
+  return raw.split(',').map(s => s.trim()).filter(s => s !== '')
+}
+
+function integer (min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    // Decimal digits only: Number() would take '0x50', '1e3' or ' '.
+    const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}, got '${raw}'`)
+    return n
+  }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+/** Milliseconds from '500ms', '30s', '15m', '24h', '7d' (a unit is required: a bare number is ambiguous). */
+export function duration (raw: string): number {
+  const m = /^(\d{1,12})(ms|s|m|h|d)$/.exec(raw)
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]!]! : 0
+  if (!(ms > 0) || ms > 100 * 365 * DURATION_UNITS.d!) throw new Error(`must be a duration such as 500ms, 30s, 15m, 24h or 7d, got '${raw}'`)
+  return ms
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, kib: 1024, mb: 1024 ** 2, mib: 1024 ** 2 }
+/** Bytes from '65536', '64kb', '1mb' (kb and mb are 1024-based). */
+export function size (raw: string): number {
+  const m = /^(\d{1,12})\s*([a-z]*)$/i.exec(raw)
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined
+  const bytes = m && unit !== undefined ? Number(m[1]) * unit : 0
+  if (!(bytes > 0) || bytes > 1024 ** 3) throw new Error(`must be a size in bytes from 1 to 1gb, such as 65536, 64kb or 1mb, got '${raw}'`)
+  return bytes
+}
+
+function apiKeys (raw: string): string[] {
+  if (/^\s*[[{"]/.test(raw)) throw new Error('must be a comma-separated list of keys, not JSON')
+  return list(raw).map((key, i) => {
+    // The key itself is never echoed: the message may end up in a log.
+    if (key.length < MIN_API_KEY_LENGTH) throw new Error(`entry ${i + 1} is ${key.length} characters long; a key needs at least ${MIN_API_KEY_LENGTH}`)
+    if (!/^[\x21-\x7e]+$/.test(key) || /["'\\]/.test(key)) throw new Error(`entry ${i + 1} has a space, quote, backslash or non-ASCII character`)
+    return key
+  })
+}
+
+function storeSpec (raw: string): string {
+  if (raw === 'memory') return raw
+  if (raw.startsWith('sqlite:')) {
+    if (raw === 'sqlite:') throw new Error("'sqlite:' needs a path, e.g. sqlite:./data/notifications.db")
+    return raw
+  }
+  if (/^rediss?:\/\//.test(raw)) return redisUrl(raw)
+  throw new Error(`must be memory, sqlite:<path> or redis://host:port, got '${raw}'`)
+}
+
+function brokerSpec (raw: string): string {
+  if (raw === 'local') return raw
+  if (/^rediss?:\/\//.test(raw)) return redisUrl(raw)
+  throw new Error(`must be local or redis://host:port, got '${raw}'`)
+}
+
+function redisUrl (raw: string): string {
+  try {
+    new URL(raw) // eslint-disable-line no-new
+  } catch {
+    throw new Error(`is not a valid URL: '${raw}'`)
+  }
+  return raw
+}
+
+function origins (raw: string): string[] {
+  const all = list(raw)
+  if (all.length === 0) throw new Error('must list at least one origin, e.g. https://app.example.com')
+  if (all.includes('*')) {
+    if (all.length > 1) throw new Error("'*' (any origin) cannot be combined with a list")
+    return all
+  }
+  for (const origin of all) {
+    let parsed: string | undefined
+    try { parsed = new URL(origin).origin } catch {}
+    if (parsed !== origin) throw new Error(`'${origin}' is not an origin (scheme://host[:port], no path or trailing slash)`)
+  }
+  return all
+}
+
+function publishRate (raw: string): { max: number, timeWindowMs: number } | false {
+  if (raw === 'off') return false
+  const m = /^(\d+)\/(.+)$/.exec(raw)
+  if (!m) throw new Error(`must be <requests>/<duration> such as 1000/1s, or off, got '${raw}'`)
+  return { max: integer(1)(m[1]!), timeWindowMs: duration(m[2]!) }
 }
 
 /** Checks adapter names against the known adapters; an unknown one fails at startup. */
 export function legacyAdapterNames (names: readonly string[] | undefined): string[] {
   if (names === undefined) return []
-  if (!Array.isArray(names)) throw new TypeError('legacyAdapters must be an array of adapter names')
+  if (!Array.isArray(names)) throw new ConfigError('legacyAdapters must be an array of adapter names')
   for (const name of names) {
     if (!LEGACY_ADAPTERS.has(name)) {
-      throw new TypeError(`NOTIFY_LEGACY_ADAPTERS: unknown adapter '${name}' (known: ${[...LEGACY_ADAPTERS.keys()].join(', ')})`)
+      throw new ConfigError(`NOTIFY_LEGACY_ADAPTERS: unknown adapter '${name}' (known: ${[...LEGACY_ADAPTERS.keys()].join(', ')})`)
     }
   }
   return [...new Set(names)]
 }
 
-/** Reads the documented environment variables; anything unset keeps its default. */
+// ---- the table: one row per variable ------------------------------------------------
+
+export interface EnvVariable {
+  name: string
+  /** Checks the (non-empty) value and writes it into the config; throws with a message that follows the name. */
+  apply (raw: string, config: ServerConfig): void
+  /** Whether an empty value is an error rather than "unset" (a secret that would silently fall back). */
+  emptyIsError?: string
+}
+
+function limit (key: keyof Limits, parse: (raw: string) => number): EnvVariable['apply'] {
+  return (raw, c) => { c.limits = { ...c.limits, [key]: parse(raw) } }
+}
+function retention (key: keyof Retention, parse: (raw: string) => number): EnvVariable['apply'] {
+  return (raw, c) => { c.retention = { ...c.retention, [key]: parse(raw) } }
+}
+
+export const ENV_VARIABLES: EnvVariable[] = [
+  { name: 'PORT', apply: (raw, c) => { c.port = integer(0, 65535)(raw) } },
+  { name: 'HOST', apply: (raw, c) => { c.host = raw } },
+  {
+    name: 'NOTIFY_JWT_SECRET',
+    emptyIsError: `is set but empty: unset it to use the development secret, or give at least ${MIN_JWT_SECRET_LENGTH} characters`,
+    apply: (raw, c) => {
+      if (raw !== raw.trim()) throw new Error('has leading or trailing whitespace (the token signer would not see it)')
+      if (raw.length < MIN_JWT_SECRET_LENGTH) throw new Error(`must be at least ${MIN_JWT_SECRET_LENGTH} characters long, got ${raw.length}`)
+      c.jwtSecret = raw
+    }
+  },
+  { name: 'NOTIFY_API_KEYS', apply: (raw, c) => { c.apiKeys = apiKeys(raw) } },
+  { name: 'NOTIFY_STORE', apply: (raw, c) => { c.store = storeSpec(raw) } },
+  { name: 'NOTIFY_BROKER', apply: (raw, c) => { c.broker = brokerSpec(raw) } },
+  { name: 'NOTIFY_LEGACY_ADAPTERS', apply: (raw, c) => { c.legacyAdapters = legacyAdapterNames(list(raw)) } },
+  {
+    name: 'LOG_LEVEL',
+    apply: (raw, c) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(raw)) throw new Error(`must be one of ${LOG_LEVELS.join(', ')}, got '${raw}'`)
+      c.logLevel = raw
+    }
+  },
+  { name: 'NOTIFY_MAX_TOKEN_AGE', apply: (raw, c) => { c.maxTokenAgeSeconds = Math.max(1, Math.floor(duration(raw) / 1000)) } },
+  { name: 'NOTIFY_CORS_ORIGINS', apply: (raw, c) => { c.corsOrigins = origins(raw) } },
+  { name: 'NOTIFY_BODY_LIMIT', apply: (raw, c) => { c.bodyLimit = size(raw) } },
+  { name: 'NOTIFY_PUBLISH_RATE_LIMIT', apply: (raw, c) => { c.publishRateLimit = publishRate(raw) } },
+  { name: 'NOTIFY_RETENTION_MAX_COUNT', apply: retention('maxCount', integer(1)) },
+  { name: 'NOTIFY_RETENTION_MAX_AGE', apply: retention('maxAgeMs', duration) },
+  { name: 'NOTIFY_WS_HEARTBEAT', apply: (raw, c) => { c.heartbeatMs = duration(raw) } },
+  { name: 'NOTIFY_WS_MAX_PAYLOAD', apply: limit('maxPayload', size) },
+  { name: 'NOTIFY_WS_SEND_BUFFER', apply: limit('sendBufferBytes', size) },
+  { name: 'NOTIFY_WS_REQUESTS_PER_SECOND', apply: limit('requestsPerSecond', integer(1)) },
+  { name: 'NOTIFY_WS_REQUEST_BURST', apply: limit('requestBurst', integer(1)) },
+  { name: 'NOTIFY_WS_RATE_LIMITED_BEFORE_CLOSE', apply: limit('rateLimitedBeforeClose', integer(1)) },
+  { name: 'NOTIFY_WS_BAD_FRAMES_PER_MINUTE', apply: limit('badFramesPerMinute', integer(1)) },
+  { name: 'NOTIFY_WS_MAX_CONNECTIONS_PER_USER', apply: limit('maxConnectionsPerUser', integer(1)) }
+]
+
+/**
+ * Reads the documented environment variables; anything unset (or empty) keeps its default.
+ * A bad value throws a ConfigError naming the variable.
+ */
 export function configFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConfig {
-  // Decimal digits only: Number() would take '0x50', '1e3' or ' ' (→ 0, a random port). Empty means unset.
-  const port = env.PORT === undefined || env.PORT === '' ? SERVER_DEFAULTS.port : /^\d{1,5}$/.test(env.PORT) ? Number(env.PORT) : NaN
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError(`PORT must be a port number, got '${env.PORT}'`)
-  const apiKeys = list(env.NOTIFY_API_KEYS)
-  const legacyAdapters = list(env.NOTIFY_LEGACY_ADAPTERS)
-  if (legacyAdapters) legacyAdapterNames(legacyAdapters)
-  return {
-    ...SERVER_DEFAULTS,
-    port,
-    host: env.HOST ?? SERVER_DEFAULTS.host,
-    ...(env.NOTIFY_JWT_SECRET ? { jwtSecret: env.NOTIFY_JWT_SECRET } : {}),
-    ...(apiKeys ? { apiKeys } : {}),
-    ...(legacyAdapters ? { legacyAdapters } : {}),
-    store: env.NOTIFY_STORE ?? SERVER_DEFAULTS.store,
-    broker: env.NOTIFY_BROKER ?? SERVER_DEFAULTS.broker,
-    logLevel: env.LOG_LEVEL ?? SERVER_DEFAULTS.logLevel
+  const config: ServerConfig = { ...SERVER_DEFAULTS }
+  for (const variable of ENV_VARIABLES) {
+    const raw = env[variable.name]
+    if (raw === undefined) continue
+    const value = raw.trim()
+    if (value === '') {
+      if (variable.emptyIsError !== undefined) throw new ConfigError(`${variable.name} ${variable.emptyIsError}`)
+      continue
+    }
+    try {
+      // A secret is used exactly as given; everything else is trimmed.
+      variable.apply(variable.name === 'NOTIFY_JWT_SECRET' ? raw : value, config)
+    } catch (err) {
+      if (err instanceof ConfigError) throw err
+      throw new ConfigError(`${variable.name} ${(err as Error).message}`)
+    }
   }
+  return config
 }

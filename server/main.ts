@@ -1,7 +1,15 @@
 // `npm start`: the standalone server from the environment, closed gracefully on a signal.
+// A configuration mistake prints one line and exits 1; a stack is only for real crashes.
 import closeWithGrace from 'close-with-grace'
 import { buildServer } from './build.js'
-import { configFromEnv } from './config.js'
+import { ConfigError, configFromEnv } from './config.js'
+
+/** Listen errors that are the operator's address choice, not a crash. */
+const ADDRESS_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'is already in use',
+  EACCES: 'needs privileges this process does not have',
+  EADDRNOTAVAIL: 'is not an address of this machine'
+}
 
 async function main (): Promise<void> {
   const config = configFromEnv()
@@ -11,10 +19,18 @@ async function main (): Promise<void> {
     else app.log.info({ signal }, 'shutting down')
     await app.close()
   })
-  await app.listen({ port: config.port, host: config.host })
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    const why = ADDRESS_ERRORS[(err as NodeJS.ErrnoException).code ?? '']
+    if (why === undefined) throw err
+    await app.close()
+    throw new ConfigError(`PORT/HOST: ${config.host}:${config.port} ${why}`)
+  }
 }
 
 main().catch(err => {
-  console.error(err)
+  if (err instanceof ConfigError) console.error(`unified-notifications: configuration error: ${err.message}`)
+  else console.error(err)
   process.exit(1)
 })
