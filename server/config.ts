@@ -170,12 +170,18 @@ function retention (key: keyof Retention, parse: (raw: string) => number): EnvVa
 
 export const ENV_VARIABLES: EnvVariable[] = [
   { name: 'PORT', apply: (raw, c) => { c.port = integer(0, 65535)(raw) } },
-  { name: 'HOST', apply: (raw, c) => { c.host = raw } },
+  {
+    name: 'HOST',
+    apply: (raw, c) => {
+      if (raw === '' || /\s/.test(raw)) throw new Error(`must be a host name or address, got '${raw}'`)
+      c.host = raw
+    }
+  },
   {
     name: 'NOTIFY_JWT_SECRET',
     emptyIsError: `is set but empty: unset it to use the development secret, or give at least ${MIN_JWT_SECRET_LENGTH} characters`,
     apply: (raw, c) => {
-      if (raw !== raw.trim()) throw new Error('has leading or trailing whitespace (the token signer would not see it)')
+      if (raw !== raw.trim()) throw new Error('has leading or trailing whitespace: remove it (tokens are signed with the exact secret)')
       if (raw.length < MIN_JWT_SECRET_LENGTH) throw new Error(`must be at least ${MIN_JWT_SECRET_LENGTH} characters long, got ${raw.length}`)
       c.jwtSecret = raw
     }
@@ -208,7 +214,8 @@ export const ENV_VARIABLES: EnvVariable[] = [
 ]
 
 /**
- * Reads the documented environment variables; anything unset (or empty) keeps its default.
+ * Reads the documented environment variables; anything unset (or empty) keeps its default
+ * (but an empty NOTIFY_JWT_SECRET is an error: it would silently mean the development secret).
  * A bad value throws a ConfigError naming the variable.
  */
 export function configFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -216,14 +223,13 @@ export function configFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConf
   for (const variable of ENV_VARIABLES) {
     const raw = env[variable.name]
     if (raw === undefined) continue
-    const value = raw.trim()
-    if (value === '') {
+    if (raw === '') {
       if (variable.emptyIsError !== undefined) throw new ConfigError(`${variable.name} ${variable.emptyIsError}`)
       continue
     }
     try {
       // A secret is used exactly as given; everything else is trimmed.
-      variable.apply(variable.name === 'NOTIFY_JWT_SECRET' ? raw : value, config)
+      variable.apply(variable.name === 'NOTIFY_JWT_SECRET' ? raw : raw.trim(), config)
     } catch (err) {
       if (err instanceof ConfigError) throw err
       throw new ConfigError(`${variable.name} ${(err as Error).message}`)

@@ -20,7 +20,7 @@ t.test('configFromEnv maps the documented variables', async t => {
     PORT: '8080',
     HOST: '0.0.0.0',
     NOTIFY_JWT_SECRET: 'an-env-secret-0123456789',
-    NOTIFY_API_KEYS: 'key-a, key-b,,key-c ',
+    NOTIFY_API_KEYS: 'key-a-0123456789abc, key-b-0123456789abc,,key-c-0123456789abc ',
     NOTIFY_STORE: 'sqlite:/var/lib/n.db',
     NOTIFY_BROKER: 'local',
     LOG_LEVEL: 'debug'
@@ -28,7 +28,7 @@ t.test('configFromEnv maps the documented variables', async t => {
   t.equal(c.port, 8080)
   t.equal(c.host, '0.0.0.0')
   t.equal(c.jwtSecret, 'an-env-secret-0123456789')
-  t.strictSame(c.apiKeys, ['key-a', 'key-b', 'key-c'], 'comma list, trimmed, empties dropped')
+  t.strictSame(c.apiKeys, ['key-a-0123456789abc', 'key-b-0123456789abc', 'key-c-0123456789abc'], 'comma list, trimmed, empties dropped')
   t.equal(c.store, 'sqlite:/var/lib/n.db')
   t.equal(c.broker, 'local')
   t.equal(c.logLevel, 'debug')
@@ -52,7 +52,7 @@ t.test('configFromEnv defaults', async t => {
 
 t.test('configFromEnv rejects a bad PORT', async t => {
   for (const bad of ['abc', '-1', '65536', '80.5', '0x50', '1e3', '80abc', ' ']) {
-    t.throws(() => configFromEnv({ PORT: bad }), TypeError, `PORT='${bad}'`)
+    t.throws(() => configFromEnv({ PORT: bad }), { name: 'ConfigError', message: /^PORT / }, `PORT='${bad}'`)
   }
 })
 
