@@ -9,10 +9,24 @@ import { LEGACY_ADAPTERS } from '../adapters/index.js'
 import { legacyRoutes } from '../plugins/legacy-routes.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { NotFoundError } from '../src/errors.js'
+import { RolePolicy } from '../src/policy.js'
 import { SERVER_DEFAULTS, legacyAdapterNames, type ServerConfig } from './config.js'
 import { developmentSecret } from './dev-secret.js'
 import { drainConnections } from './drain.js'
 import { checkSqlitePath } from './sqlite-check.js'
+
+/** The OpenAPI description: what the document cannot say in schemas, the configured categories and who may see them. */
+function apiDescription (config: ServerConfig): string {
+  const base = 'Publish notifications and read history. The WebSocket protocol is in docs/protocol.md.'
+  let policy: RolePolicy
+  try {
+    policy = new RolePolicy(config.categories, config.roles)
+  } catch {
+    return base // the root plugin reports a bad policy at registration
+  }
+  const roles = policy.roles().map(role => `${role}: ${policy.visibleTo(role).join(', ')}`)
+  return `${base}\n\nCategories: ${policy.categories.join(', ')}.\n\nRole policy (role: categories it may see): ${roles.join('; ')}.`
+}
 
 /** Request log lines without credentials: the ?token= of a WebSocket URL is masked. */
 export function redactUrl (url: string): string {
@@ -49,7 +63,7 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'unified-notifications', version: '1', description: 'Publish notifications and read history. The WebSocket protocol is in docs/protocol.md.' },
+      info: { title: 'unified-notifications', version: '1', description: apiDescription(config) },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'API key (publish routes) or user JWT' } } }
     }
   })
