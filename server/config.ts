@@ -189,7 +189,13 @@ export const ENV_VARIABLES: EnvVariable[] = [
   { name: 'NOTIFY_API_KEYS', apply: (raw, c) => { c.apiKeys = apiKeys(raw) } },
   { name: 'NOTIFY_STORE', apply: (raw, c) => { c.store = storeSpec(raw) } },
   { name: 'NOTIFY_BROKER', apply: (raw, c) => { c.broker = brokerSpec(raw) } },
-  { name: 'NOTIFY_LEGACY_ADAPTERS', apply: (raw, c) => { c.legacyAdapters = legacyAdapterNames(list(raw)) } },
+  {
+    name: 'NOTIFY_LEGACY_ADAPTERS',
+    apply: (raw, c) => {
+      const names = list(raw)
+      if (names.length > 0) c.legacyAdapters = legacyAdapterNames(names)
+    }
+  },
   {
     name: 'LOG_LEVEL',
     apply: (raw, c) => {

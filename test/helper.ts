@@ -10,7 +10,7 @@ import { signToken } from '../src/tokens.js'
 import { createStore, type HistoryStore } from '../src/stores/index.js'
 
 export const SECRET = 'test-secret-0123456789abcdef'
-export const API_KEY = 'test-api-key'
+export const API_KEY = 'test-api-key-0123456789'
 
 export interface Harness {
   app: FastifyInstance
