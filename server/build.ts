@@ -70,7 +70,7 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
   await app.register(swaggerUi, { routePrefix: '/docs' })
   // CORS for the REST API, only for the configured origins (off when none).
   if (config.corsOrigins !== undefined && config.corsOrigins.length > 0) {
-    await app.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, methods: ['GET', 'POST'], allowedHeaders: ['Authorization', 'Content-Type'], maxAge: 600 })
+    await app.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, methods: ['GET', 'POST', 'PUT'], allowedHeaders: ['Authorization', 'Content-Type'], maxAge: 600 })
   }
 
   const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, corsOrigins: _corsOrigins, ...pluginOptions } = config
