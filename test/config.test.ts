@@ -1,17 +1,13 @@
 // The standalone server's configuration: every documented variable reaches the
 // server, every mistake stops the start with one line naming the variable, the
 // SQLite path is checked in bounded time, and CORS is off unless origins are given.
-import { execFile } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { promisify } from 'node:util'
+import { join } from 'node:path'
 import t from 'tap'
 import { ConfigError, ENV_VARIABLES, checkSqlitePath, configErrorLine, configFromEnv, startServer } from '../server/index.js'
 import { build, connect, refusedUpgrade } from './helper.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const run = promisify(execFile)
 const KEY = 'a-publish-key-0123456789'
 
 t.test('every knob maps to its setting', async t => {
@@ -119,19 +115,6 @@ t.test('an unusable SQLite path names the file, in bounded time', async t => {
   await t.rejects(build(t, { store: 'sqlite:/proc/n.db' }), ConfigError, 'buildServer checks the path before opening it')
 })
 
-const tsNode = (entry: string, ...args: string[]) => [...process.execArgv, entry, ...args]
-
-/** Runs `npm start`'s entry (or another script) and resolves with its exit code and output. */
-async function runEntry (entry: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number, stdout: string, stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, tsNode(entry, ...args), { cwd: ROOT, env: { ...process.env, ...env }, timeout: 90_000 })
-    return { code: 0, stdout, stderr }
-  } catch (err) {
-    const e = err as { code: number, stdout: string, stderr: string }
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
-  }
-}
-
 t.test('a configuration mistake is one line naming the variable; a crash keeps its stack', async t => {
   const base = { PORT: '0', HOST: '127.0.0.1', NOTIFY_STORE: 'memory', NOTIFY_JWT_SECRET: 'a-good-secret-0123456789', LOG_LEVEL: 'silent' }
   const cases: Array<[Record<string, string>, RegExp]> = [
@@ -152,22 +135,6 @@ t.test('a configuration mistake is one line naming the variable; a crash keeps i
   const busy = await startServer({ ...base, PORT: String(h.port) }).then(() => undefined, (e: unknown) => e)
   t.equal(configErrorLine(busy), `unified-notifications: configuration error: PORT/HOST: 127.0.0.1:${h.port} is already in use`)
   t.equal(configErrorLine(new Error('a real bug')), undefined, 'anything else is printed with its stack')
-})
-
-t.test('npm start with a configuration mistake: the process prints one line and exits 1', async t => {
-  const r = await runEntry('server/main.ts', { PORT: '0', NOTIFY_STORE: 'memory', NOTIFY_JWT_SECRET: '' })
-  t.equal(r.code, 1)
-  t.equal(r.stderr, 'unified-notifications: configuration error: NOTIFY_JWT_SECRET is set but empty: unset it to use the development secret, or give at least 16 characters\n', 'one line, no stack')
-})
-
-t.test('npm run token refuses a role the policy does not know', async t => {
-  const r = await runEntry('scripts/token.ts', { NOTIFY_JWT_SECRET: 'a-good-secret-0123456789' }, ['--user', 'alice', '--role', 'superuser'])
-  t.equal(r.code, 2)
-  t.equal(r.stdout, '', 'no token printed')
-  t.match(r.stderr, /unknown role 'superuser': the server's policy knows admin, moderator, user, viewer/)
-  const empty = await runEntry('scripts/token.ts', { NOTIFY_JWT_SECRET: '' }, ['--user', 'alice'])
-  t.equal(empty.code, 1, 'an empty secret is refused as the server refuses it')
-  t.match(empty.stderr, /NOTIFY_JWT_SECRET is set but empty/)
 })
 
 t.test('the knobs reach the running server', async t => {

@@ -14,6 +14,8 @@ import {
 } from './helper.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
+// Spawned processes compile their entry point first: on a loaded machine that alone can take most of a minute.
+t.setTimeout(300_000)
 
 t.test('configFromEnv maps the documented variables', async t => {
   const c = configFromEnv({
@@ -156,7 +158,7 @@ t.test('npm run token prints a token the server accepts', async t => {
   const { stdout } = await run(process.execPath, tsNode('scripts/token.ts', '--user', 'alice', '--role', 'user'), {
     cwd: ROOT,
     env: { ...process.env, NOTIFY_JWT_SECRET: SECRET },
-    timeout: 20_000
+    timeout: 60_000
   })
   const token = stdout.trim()
   t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'one JWT on stdout')
@@ -186,7 +188,7 @@ t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM with
       if (m) resolve(Number(m[1]))
     })
     child.once('exit', code => reject(new Error(`server exited early (${code}): ${err}`)))
-  }), 20_000, 'the server listening')
+  }), 60_000, 'the server listening')
 
   let health = 0
   for (let i = 0; i < 50 && health !== 200; i++) {

@@ -12,6 +12,8 @@ import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, build, connect, within } from './helper.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
+// Spawned processes compile their entry point first: on a loaded machine that alone can take most of a minute.
+t.setTimeout(300_000)
 const UPGRADE = 'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
   'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'
 
@@ -122,7 +124,7 @@ t.test('the process exits 0 within the drain with an idle TCP connection and an 
       if (m) resolve(Number(m[1]))
     })
     child.once('exit', code => reject(new Error(`server exited early (${code}): ${err}`)))
-  }), 20_000, 'the server listening')
+  }), 60_000, 'the server listening')
 
   const ws = `ws://127.0.0.1:${port}/ws`
   const watcher = await connect(ws, { token: await signToken(SECRET, { sub: 'watcher', role: 'user' }) })
