@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { DataTooDeepError, InvalidLegacyPayloadError, UnavailableError, isInputError } from '../src/errors.js'
 import { nestedDeeperThan } from '../src/json-depth.js'
+import { events, type LegacyEvent } from '../src/events.js'
 import type { Logger } from '../src/logger.js'
 import { MAX_DATA_DEPTH, type PublishInput } from '../src/schemas.js'
 import type { LegacyAdapter, LegacyOutcome } from '../src/legacy-adapters.js'
@@ -248,7 +249,15 @@ class RunningAdapter implements LegacyAdapter {
     return outcome ?? this.#handle(event, payload)
   }
 
+  /** Reports one legacy payload's outcome on the event seam (the metrics count it). */
+  #report (event: string, mapped: boolean, outcome: LegacyEvent['outcome']): void {
+    if (events.legacyEvent.hasSubscribers) {
+      events.legacyEvent.publish({ origin: this.#app.notifications, adapter: this.name, event, mapped, outcome })
+    }
+  }
+
   #countUnmapped (event: string): void {
+    this.#report(event, false, 'rejected')
     this.#unmapped.received++
     const seen = this.#unmapped.events.get(event)
     if (seen !== undefined) this.#unmapped.events.set(event, seen + 1)
@@ -275,11 +284,13 @@ class RunningAdapter implements LegacyAdapter {
         ...(this.forwardLegacyEvents ? { legacy: { event, data: checked.value } } : {})
       })
       counter.published++
+      this.#report(event, true, 'published')
       return { status: 'published', notification }
     } catch (err) {
       // The notification built from a valid payload can still be refused (data over 16 KiB): the payload's fault.
       if (isInputError(err)) return this.#reject(counter, event, err as Error)
       counter.failed++
+      this.#report(event, true, 'failed')
       try {
         // Not accepting (starting, shutting down) is an expected moment; anything else is a fault.
         if (err instanceof UnavailableError) this.#log.warn({ event, err }, `legacy event '${event}' arrived while the service is not accepting: dropped`)
@@ -291,6 +302,7 @@ class RunningAdapter implements LegacyAdapter {
 
   #reject (counter: LegacyEventReport, event: string, error: Error): LegacyOutcome {
     counter.rejected++
+    this.#report(event, true, 'rejected')
     // The reason names the failing path, never the payload itself (it may carry personal data).
     this.#log.warn({ event, reason: error.message }, `legacy '${event}' payload rejected: dropped`)
     return { status: 'rejected', error }

@@ -27,13 +27,13 @@ export async function publishRoutes (app: FastifyInstance, opts: { manager: Noti
   app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, onRequest, config }, async (request, reply) => {
     // Fastify validated the body against PublishInput already: the manager need not check it twice.
     markValidated([request.body])
-    const { notification, duplicate } = await manager.publish(request.body, { source: 'api' })
+    const { notification, duplicate } = await manager.publish(request.body, { source: 'api', requestId: request.id })
     return reply.code(duplicate ? 200 : 202).send(result(notification, duplicate))
   })
 
   app.post<{ Body: BatchBody }>('/api/notifications/batch', { schema: batchSchema, onRequest, config }, async (request, reply) => {
     markValidated(request.body.notifications)
-    const outcomes = await manager.publishMany(request.body.notifications, { source: 'api' })
+    const outcomes = await manager.publishMany(request.body.notifications, { source: 'api', requestId: request.id })
     return reply.code(202).send({ results: outcomes.map(o => result(o.notification, o.duplicate)) })
   })
 }

@@ -145,9 +145,9 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     // Listeners first, synchronously, before anything awaits: no frame is lost.
     socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
     socket.on('pong', () => session.onPong())
-    socket.on('close', () => {
+    socket.on('close', (code) => {
       live.delete(socket)
-      session.dispose()
+      session.dispose(code)
     })
     starting.add(session)
     void session.start().finally(() => starting.delete(session))

@@ -2,6 +2,8 @@
 // validated, stamped and appended to history, then handed to the broker. The
 // broker calls deliver() back on every instance (this one included), and only
 // deliver() writes to local sockets.
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import { TypeCompiler, type ValueError } from '@sinclair/typebox/compiler'
 import { FormatRegistry } from '@sinclair/typebox'
 import type { Broker, BrokerMessage } from './brokers/broker.js'
@@ -9,6 +11,7 @@ import {
   BadRequestError, CloseCode, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
   UnknownCategoryError
 } from './errors.js'
+import { events, preciseNow } from './events.js'
 import { nestedDeeperThan } from './json-depth.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { uuidv7 } from './ids.js'
@@ -51,6 +54,8 @@ export interface PublishOptions {
   source?: string
   /** The legacy payload, forwarded as {"type":"legacy"} to connections opened with legacy=1. */
   legacy?: { event: string, data: unknown }
+  /** The REST request behind the publish: carried to the delivery log lines on every instance. */
+  requestId?: string
 }
 
 export interface PublishOutcome {
@@ -110,6 +115,8 @@ export interface ManagerOptions {
   policy?: RolePolicy
   logger: Logger
   limits?: Partial<Limits>
+  /** This instance's name in log lines; default host name and a random suffix. */
+  instance?: string
 }
 
 export class NotificationManager implements NotificationService {
@@ -119,6 +126,7 @@ export class NotificationManager implements NotificationService {
   readonly registry = new ConnectionRegistry()
   readonly limits: Limits
   readonly log: Logger
+  readonly instance: string
   readonly #reports = new Map<string, MigrationReportProvider>()
   readonly #internals = new Map<string, InternalsProvider>()
   #published = 0
@@ -132,6 +140,7 @@ export class NotificationManager implements NotificationService {
     this.policy = opts.policy ?? new RolePolicy()
     this.log = opts.logger
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
+    this.instance = opts.instance ?? `${hostname()}-${randomUUID().slice(0, 8)}`
   }
 
   async start (): Promise<void> {
@@ -153,15 +162,17 @@ export class NotificationManager implements NotificationService {
 
   /** Validates, stamps and stores one notification, then hands it to the broker. */
   async publish (input: PublishInput, opts: PublishOptions = {}): Promise<PublishOutcome> {
+    const publishedAt = preciseNow()
     this.#assertAccepting()
     const draft = this.#prepare(input, opts.source ?? 'app')
     const { notification, duplicate } = await this.store.append(draft, input.idempotencyKey)
-    await this.#afterAppend(notification, duplicate, opts.legacy)
+    await this.#afterAppend(notification, duplicate, publishedAt, opts)
     return { notification, duplicate }
   }
 
   /** All valid or none published; stored in one transaction, in order. */
   async publishMany (inputs: readonly PublishInput[], opts: PublishOptions = {}): Promise<PublishOutcome[]> {
+    const publishedAt = preciseNow()
     this.#assertAccepting()
     const source = opts.source ?? 'app'
     const items = inputs.map((input, i) => {
@@ -173,7 +184,8 @@ export class NotificationManager implements NotificationService {
       }
     })
     const results = await this.store.appendMany(items)
-    for (const r of results) await this.#afterAppend(r.notification, r.duplicate, undefined)
+    const { legacy: _legacy, ...each } = opts
+    for (const r of results) await this.#afterAppend(r.notification, r.duplicate, publishedAt, each)
     return results
   }
 
@@ -181,16 +193,24 @@ export class NotificationManager implements NotificationService {
     if (!this.#accepting) throw new UnavailableError('The notification service is not accepting publishes (starting or shutting down)')
   }
 
-  async #afterAppend (n: StoredNotification, duplicate: boolean, legacy: PublishOptions['legacy']): Promise<void> {
+  async #afterAppend (n: StoredNotification, duplicate: boolean, publishedAt: number, opts: PublishOptions): Promise<void> {
+    const requestId = opts.requestId
     if (duplicate) {
       this.#duplicates++
-      this.log.info({ id: n.id, seq: n.seq }, 'duplicate publish ignored (idempotency key seen)')
+      this.log.info({ id: n.id, seq: n.seq, reqId: requestId }, 'duplicate publish ignored (idempotency key seen)')
       return
     }
     this.#published++
+    this.log.debug({ id: n.id, seq: n.seq, category: n.category, source: n.source, reqId: requestId }, 'notification published')
+    if (events.published.hasSubscribers) {
+      events.published.publish({ origin: this, notification: n, ...(requestId !== undefined ? { requestId } : {}) })
+    }
+    const message: BrokerMessage = { notification: n, publishedAt }
+    if (opts.legacy) message.legacy = opts.legacy
+    if (requestId !== undefined) message.requestId = requestId
     // The notification is durable from here on; a broker failure must not make it look unaccepted.
     try {
-      await this.broker.publish(legacy ? { notification: n, legacy } : { notification: n })
+      await this.broker.publish(message)
     } catch (err) {
       this.log.error({ err, id: n.id, seq: n.seq }, 'broker publish failed; stored, clients will get it on resume')
     }
@@ -269,7 +289,16 @@ export class NotificationManager implements NotificationService {
       }
     }
     this.#delivered += recipients.length
-    this.log.info({ id: n.id, seq: n.seq, category: n.category, source: n.source, recipients: recipients.length }, 'notification published')
+    if (events.delivered.hasSubscribers) {
+      events.delivered.publish({
+        origin: this,
+        notification: n,
+        recipients: recipients.length,
+        ...(message.publishedAt !== undefined ? { publishedAt: message.publishedAt } : {}),
+        ...(message.requestId !== undefined ? { requestId: message.requestId } : {})
+      })
+    }
+    this.log.debug({ id: n.id, seq: n.seq, category: n.category, recipients: recipients.length, reqId: message.requestId }, 'notification delivered')
   }
 
   #dropFaulty (conn: Connection, n: StoredNotification, err: unknown): void {

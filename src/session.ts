@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock, type ClockTimer } from './clock.js'
 import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownCategoryError, frameErrorOf } from './errors.js'
+import { events } from './events.js'
 import type { Logger } from './logger.js'
 import type { NotificationManager } from './manager.js'
 import {
@@ -59,6 +60,8 @@ const MAX_PENDING = 10_000
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** After the server closes, how long the peer has to answer before the socket (and its unsent buffer) is dropped. */
 export const CLOSE_GRACE_MS = 2000
+/** What ws reports when the peer dropped the connection without a close frame. */
+const ABNORMAL_CLOSURE = 1006
 
 export class Session implements Connection {
   readonly id = randomUUID()
@@ -85,6 +88,14 @@ export class Session implements Connection {
   /** Live frames that arrived before `connected` and the replay were written. */
   #pending: Array<{ seq: number, frame: SharedFrame, legacy?: true }> | undefined = []
   #closed = false
+  /** Counted for the `connection closed` line and the metrics; cheap enough to count always. */
+  readonly #openedAt = Date.now()
+  #framesIn = 0
+  #framesOut = 0
+  /** The code this server closed with; undefined when the peer closed first. */
+  #closeCode: number | undefined
+  /** Registered by start(): a connection-opened event was reported, so a closed one must follow. */
+  #registered = false
   /** A policy close (4008) is queued behind the answers already owed; no further frame is read. */
   #closing = false
   /** Client frames are handled one at a time, in arrival order, after start() finished. */
@@ -141,6 +152,8 @@ export class Session implements Connection {
   async start (): Promise<void> {
     const manager = this.#manager
     manager.registry.add(this)
+    this.#registered = true
+    if (events.connectionOpened.hasSubscribers) events.connectionOpened.publish({ origin: manager, sessionId: this.id, user: this.user })
     this.#armExpiry()
     try {
       const [lastSeq, unread] = await Promise.all([manager.store.lastSeq(), manager.unread(this.user)])
@@ -166,7 +179,7 @@ export class Session implements Connection {
         if (p.legacy) this.#write(p.frame)
         else this.deliver(p.seq, p.frame)
       }
-      this.#log.info({ ...this.#ids(), reqId, role: this.user.role, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
+      this.#log.info({ ...this.#ids(), reqId, role: this.user.role, instance: manager.instance, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
     } catch (err) {
       this.#log.error({ ...this.#ids(), err }, 'connection start failed')
       this.close(CloseCode.internal, 'internal error')
@@ -200,6 +213,9 @@ export class Session implements Connection {
       }
     }
     this.#write(replayedFrame(count, status.complete))
+    if (events.replayed.hasSubscribers) {
+      events.replayed.publish({ origin: this.#manager, sessionId: this.id, user: this.user, count, complete: status.complete })
+    }
   }
 
   /** Waits until at most half the send buffer is in use; false (and closed 4009) when it never drains. */
@@ -252,6 +268,7 @@ export class Session implements Connection {
       this.close(CloseCode.slowConsumer, 'slow consumer')
       return
     }
+    this.#framesOut++
     if (typeof frame === 'string') this.#socket.send(frame)
     else if (this.#socket.sendShared) this.#socket.sendShared(frame)
     else this.#socket.send(frame.text)
@@ -262,6 +279,7 @@ export class Session implements Connection {
   /** Entry point for every client message. Never throws. */
   onMessage (data: Buffer | string, isBinary: boolean): void {
     if (this.#closed || this.#closing) return
+    this.#framesIn++
     const limits = this.#manager.limits
     const now = this.#clock.now()
     this.#requests ??= new TokenBucket(limits.requestsPerSecond, limits.requestBurst, now)
@@ -271,6 +289,7 @@ export class Session implements Connection {
         this.#closeAfterReplies(CloseCode.policy, 'request rate limit exceeded')
         return
       }
+      this.#rejected(FrameErrorCode.rateLimited)
       this.#reply(errorFrame(undefined, FrameErrorCode.rateLimited, 'Too many requests: slow down'))
       return
     }
@@ -296,8 +315,16 @@ export class Session implements Connection {
       this.#closeAfterReplies(CloseCode.policy, 'too many bad frames')
       return
     }
-    this.#log.debug({ ...this.#ids(), code }, 'bad frame')
+    this.#rejected(code)
     this.#reply(errorFrame(id, code, message))
+  }
+
+  /** A client frame answered with an error frame: one warn line and one event, with its code. */
+  #rejected (code: FrameErrorCode): void {
+    this.#log.warn({ ...this.#ids(), code }, 'frame rejected')
+    if (events.frameRejected.hasSubscribers) {
+      events.frameRejected.publish({ origin: this.#manager, sessionId: this.id, user: this.user, code })
+    }
   }
 
   /** Closes once every answer owed (replies, rate_limited, bad_request) is written, so the client sees why. */
@@ -319,6 +346,7 @@ export class Session implements Connection {
     } catch (err) {
       const { code, message } = frameErrorOf(err)
       if (code === FrameErrorCode.internal) this.#log.error({ ...this.#ids(), err, frameType: frame.type }, 'request failed')
+      this.#rejected(code)
       this.#write(errorFrame(frame.id, code, message))
     }
   }
@@ -412,6 +440,7 @@ export class Session implements Connection {
   /** Closes the socket (once) and releases everything the session holds. */
   close (code: number, reason: string): void {
     if (this.#closed) return
+    this.#closeCode = code
     this.#socket.close(code, reason)
     this.dispose()
     const socket = this.#socket
@@ -420,9 +449,12 @@ export class Session implements Connection {
     }
   }
 
-  /** Releases the session's indexes and timers; called when the socket is gone. */
-  dispose (): void {
-    if (!this.#closed) this.#log.info({ ...this.#ids(), pending: this.#pending?.length ?? 0 }, 'connection closed')
+  /**
+   * Releases the session's indexes and timers; called when the socket is gone,
+   * with the close code the transport saw (the peer's, 1005 none, 1006 dropped).
+   */
+  dispose (peerCode?: number): void {
+    if (!this.#closed) this.#reportClosed(this.#closeCode ?? peerCode ?? ABNORMAL_CLOSURE)
     this.#closed = true
     this.#pending = undefined
     this.#clock.clearTimeout(this.#expiryTimer)
@@ -431,5 +463,24 @@ export class Session implements Connection {
     this.#clock.clearTimeout(this.#closeTimer)
     this.#closeTimer = undefined
     this.#manager.registry.remove(this)
+  }
+
+  #reportClosed (code: number): void {
+    const durationMs = Date.now() - this.#openedAt
+    this.#log.info({
+      ...this.#ids(),
+      role: this.user.role,
+      instance: this.#manager.instance,
+      code,
+      durationMs,
+      framesIn: this.#framesIn,
+      framesOut: this.#framesOut,
+      pending: this.#pending?.length ?? 0
+    }, 'connection closed')
+    if (this.#registered && events.connectionClosed.hasSubscribers) {
+      events.connectionClosed.publish({
+        origin: this.#manager, sessionId: this.id, user: this.user, code, durationMs, framesIn: this.#framesIn, framesOut: this.#framesOut
+      })
+    }
   }
 }

@@ -143,7 +143,9 @@ t.test('tokens are never logged; connect and publish are', async t => {
   t.equal(published?.id, sent.id)
   t.equal(published?.seq, sent.seq)
   t.equal(published?.category, 'dashboard')
-  t.equal(published?.recipients, 2)
+  const delivered = records.find(r => r.msg === 'notification delivered')
+  t.equal(delivered?.id, sent.id, 'a delivery line')
+  t.equal(delivered?.recipients, 2)
 })
 
 /**

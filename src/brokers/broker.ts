@@ -9,6 +9,10 @@ export interface BrokerMessage {
   notification: StoredNotification
   /** The original legacy payload, when an adapter forwards legacy events. */
   legacy?: { event: string, data: unknown }
+  /** When publish() was called (epoch ms, sub-ms precision): the start of publish-to-send latency. */
+  publishedAt?: number
+  /** The REST request that published it, for the delivery log lines on every instance. */
+  requestId?: string
 }
 
 /**
