@@ -11,6 +11,7 @@ import { createStore } from '../src/stores/index.js'
 import { createTokenVerifier } from '../src/tokens.js'
 import { Auth } from './auth.js'
 import { inboxRoutes } from './inbox-routes.js'
+import { metricsRoute } from './metrics.js'
 import { opsRoutes } from './ops-routes.js'
 import { resolveOptions, type UnifiedNotificationsOptions } from './options.js'
 import { publishRoutes } from './publish-routes.js'
@@ -74,6 +75,7 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     await scope.register(publishRoutes, { manager, auth, rateLimit: opts.publishRateLimit })
     await scope.register(inboxRoutes, { manager, auth })
     await scope.register(opsRoutes, { manager, auth })
+    if (opts.metrics !== false) await scope.register(metricsRoute, { manager, auth, metrics: opts.metrics })
     await scope.register(websocketRoute, { manager, auth, path: opts.path, heartbeatMs: opts.heartbeatMs })
   })
 }

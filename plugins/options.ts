@@ -1,6 +1,7 @@
 // The root plugin's options, resolved once with named defaults. A wrong type
 // throws at registration, not at the first publish.
 import type { FastifyRequest } from 'fastify'
+import type { Registry } from 'prom-client'
 import type { Broker } from '../src/brokers/broker.js'
 import { DEFAULT_LIMITS, type Limits } from '../src/limits.js'
 import { DEFAULT_ROLES, type RoleRules } from '../src/policy.js'
@@ -36,6 +37,11 @@ export interface UnifiedNotificationsOptions {
   heartbeatMs?: number
   /** REST publish requests allowed per credential in a time window (429 above it); false turns it off. */
   publishRateLimit?: { max: number, timeWindowMs: number } | false
+  /**
+   * Prometheus metrics. true: GET /metrics (API key or admin) with a registry of its own and the
+   * default process metrics; { registry }: the metrics go into the host app's registry, no route. Default false.
+   */
+  metrics?: boolean | { registry: Registry }
 }
 
 export interface ResolvedOptions {
@@ -52,15 +58,17 @@ export interface ResolvedOptions {
   retention: Retention
   heartbeatMs: number
   publishRateLimit: { max: number, timeWindowMs: number } | false
+  metrics: { registry?: Registry } | false
 }
 
-const DEFAULTS = {
+export const DEFAULTS = {
   store: 'memory',
   broker: 'local',
   path: '/ws',
   heartbeatMs: 30_000,
   maxTokenAgeSeconds: DEFAULT_MAX_TOKEN_AGE_SECONDS,
-  publishRateLimit: { max: 1000, timeWindowMs: 1000 }
+  publishRateLimit: { max: 1000, timeWindowMs: 1000 },
+  metrics: false
 } as const
 
 function fail (message: string): never {
@@ -100,6 +108,10 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
   const heartbeatMs = opts.heartbeatMs ?? DEFAULTS.heartbeatMs
   if (typeof heartbeatMs !== 'number' || !(heartbeatMs > 0)) fail('heartbeatMs must be a positive number')
   if (opts.roles !== undefined && (typeof opts.roles !== 'object' || opts.roles === null)) fail('roles must be an object')
+  const metrics = opts.metrics ?? DEFAULTS.metrics
+  if (typeof metrics !== 'boolean' && (typeof metrics !== 'object' || metrics === null || typeof metrics.registry?.registerMetric !== 'function')) {
+    fail('metrics must be a boolean or { registry: a prom-client Registry }')
+  }
   return {
     jwtSecret: opts.jwtSecret,
     authenticate: opts.authenticate,
@@ -115,6 +127,7 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
     heartbeatMs,
     publishRateLimit: opts.publishRateLimit === false
       ? false
-      : positiveNumbers('publishRateLimit', opts.publishRateLimit, DEFAULTS.publishRateLimit)
+      : positiveNumbers('publishRateLimit', opts.publishRateLimit, DEFAULTS.publishRateLimit),
+    metrics: metrics === true ? {} : metrics
   }
 }

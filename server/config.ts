@@ -34,7 +34,8 @@ export const SERVER_DEFAULTS: ServerConfig = {
   broker: 'local',
   secretFile: DEFAULT_SECRET_FILE,
   logLevel: 'info',
-  bodyLimit: 1024 * 1024
+  bodyLimit: 1024 * 1024,
+  metrics: true
 }
 
 /** A configuration mistake: `npm start` prints its message as one line and exits 1, without a stack. */
@@ -139,6 +140,13 @@ function publishRate (raw: string): { max: number, timeWindowMs: number } | fals
   return { max: integer(1)(m[1]!), timeWindowMs: duration(m[2]!) }
 }
 
+/** An on/off variable: 1/true or 0/false. */
+function onOff (raw: string): boolean {
+  if (raw === '1' || raw === 'true') return true
+  if (raw === '0' || raw === 'false') return false
+  throw new Error(`must be 1 or 0, got '${raw}'`)
+}
+
 /** Checks adapter names against the known adapters; an unknown one fails at startup. */
 export function legacyAdapterNames (names: readonly string[] | undefined): string[] {
   if (names === undefined) return []
@@ -204,6 +212,7 @@ export const ENV_VARIABLES: EnvVariable[] = [
     }
   },
   { name: 'NOTIFY_MAX_TOKEN_AGE', apply: (raw, c) => { c.maxTokenAgeSeconds = Math.max(1, Math.floor(duration(raw) / 1000)) } },
+  { name: 'NOTIFY_METRICS', apply: (raw, c) => { c.metrics = onOff(raw) } },
   { name: 'NOTIFY_CORS_ORIGINS', apply: (raw, c) => { c.corsOrigins = origins(raw) } },
   { name: 'NOTIFY_BODY_LIMIT', apply: (raw, c) => { c.bodyLimit = size(raw) } },
   { name: 'NOTIFY_PUBLISH_RATE_LIMIT', apply: (raw, c) => { c.publishRateLimit = publishRate(raw) } },
