@@ -1,27 +1,18 @@
 // GET /ws: authentication before the upgrade, then one Session per socket,
 // liveness pings, and closing every socket with 1001 on shutdown.
 import websocket from '@fastify/websocket'
-import { Type, type Static } from '@sinclair/typebox'
 import type { ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError } from '../src/errors.js'
 import type { Logger } from '../src/logger.js'
 import type { NotificationManager } from '../src/manager.js'
+import { WsQuery } from '../src/schemas.js'
 import { CLOSE_GRACE_MS, Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
 import type { Auth } from './auth.js'
 import { WsTransport } from './ws-transport.js'
 import { ErrorResponse } from './rest-schemas.js'
-
-const WsQuery = Type.Object({
-  token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
-  since: Type.Optional(Type.Integer({ minimum: 0 })),
-  categories: Type.Optional(Type.String({ maxLength: 2048, description: 'Comma-separated initial subscriptions' })),
-  legacy: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')])),
-  epoch: Type.Optional(Type.String({ maxLength: 64, description: 'The epoch of the connected frame the cursor came from' }))
-})
-type WsQuery = Static<typeof WsQuery>
 
 export interface WebsocketRouteOptions {
   manager: NotificationManager

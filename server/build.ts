@@ -8,8 +8,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { LEGACY_ADAPTERS } from '../adapters/index.js'
 import { legacyRoutes } from '../plugins/legacy-routes.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
+import { DEFAULTS } from '../plugins/options.js'
 import { NotFoundError } from '../src/errors.js'
 import { RolePolicy } from '../src/policy.js'
+import { ASYNCAPI_URL, asyncApiRoute } from './asyncapi-route.js'
 import { SERVER_DEFAULTS, legacyAdapterNames, type ServerConfig } from './config.js'
 import { developmentSecret } from './dev-secret.js'
 import { drainConnections } from './drain.js'
@@ -17,7 +19,7 @@ import { checkSqlitePath } from './sqlite-check.js'
 
 /** The OpenAPI description: what the document cannot say in schemas, the configured categories and who may see them. */
 function apiDescription (config: ServerConfig): string {
-  const base = 'Publish notifications and read history. The WebSocket protocol is in docs/protocol.md.'
+  const base = `Publish notifications and read history. The WebSocket protocol (GET /ws) is described by the AsyncAPI document at [${ASYNCAPI_URL}](${ASYNCAPI_URL}) and in docs/protocol.md.`
   let policy: RolePolicy
   try {
     policy = new RolePolicy(config.categories, config.roles)
@@ -72,6 +74,7 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
   if (config.corsOrigins !== undefined && config.corsOrigins.length > 0) {
     await app.register(cors, { origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins, methods: ['GET', 'POST', 'PUT'], allowedHeaders: ['Authorization', 'Content-Type'], maxAge: 600 })
   }
+  await app.register(asyncApiRoute, { path: config.path ?? DEFAULTS.path })
 
   const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, corsOrigins: _corsOrigins, ...pluginOptions } = config
   await app.register(unifiedNotifications, { ...pluginOptions, ...(jwtSecret !== undefined ? { jwtSecret } : {}) })

@@ -5,26 +5,43 @@ import type { TSchema } from '@sinclair/typebox'
 import sjson from 'secure-json-parse'
 import { FrameErrorCode } from './errors.js'
 import {
-  HistoryFrame, MarkReadFrame, PingFrame, RefreshFrame, SubscribeFrame, UnsubscribeFrame,
-  type ClientFrame, type ClientNotification, type ConnectedFrame
+  ConnectedFrame, ErrorFrame, HistoryFrame, LegacyFrame, MarkReadFrame, NotificationFrame, PingFrame, RefreshFrame, ReplayedFrame,
+  ReplyFrame, SubscribeFrame, UnsubscribeFrame, type ClientFrame, type ClientNotification
 } from './schemas.js'
 
 export const PROTOCOL_VERSION = 1
 
-/** Client → server frame types, each with its compiled check. A Map, so '__proto__' or 'toString' is simply unknown. */
-const CLIENT_FRAMES = new Map<string, TypeCheck<TSchema>>([
-  ['subscribe_category', TypeCompiler.Compile(SubscribeFrame)], // → reply {subscriptions}
-  ['unsubscribe_category', TypeCompiler.Compile(UnsubscribeFrame)], // → reply {subscriptions}
-  ['request_notification_history', TypeCompiler.Compile(HistoryFrame)], // → reply {notifications, hasMore}
-  ['mark_read', TypeCompiler.Compile(MarkReadFrame)], // → reply {unread}
-  ['ping', TypeCompiler.Compile(PingFrame)], // → reply {time}
-  ['refresh', TypeCompiler.Compile(RefreshFrame)] // → reply {expiresAt}
-])
+/** Client → server frame types and their schemas: the runtime checks below and the AsyncAPI document come from here. */
+export const CLIENT_FRAME_SCHEMAS = {
+  subscribe_category: SubscribeFrame, // → reply {subscriptions}
+  unsubscribe_category: UnsubscribeFrame, // → reply {subscriptions}
+  request_notification_history: HistoryFrame, // → reply {notifications, hasMore}
+  mark_read: MarkReadFrame, // → reply {unread}
+  ping: PingFrame, // → reply {time}
+  refresh: RefreshFrame // → reply {expiresAt}
+} as const
 
-/** Server → client frame types. */
-export const SERVER_FRAME_TYPES = ['connected', 'notification', 'replayed', 'reply', 'error', 'legacy'] as const
+/** Server → client frame types and their schemas. */
+export const SERVER_FRAME_SCHEMAS = {
+  connected: ConnectedFrame, // always first
+  notification: NotificationFrame,
+  replayed: ReplayedFrame, // after a replay (since=)
+  reply: ReplyFrame, // answers a client frame
+  error: ErrorFrame, // refuses a client frame
+  legacy: LegacyFrame // legacy=1 connections only
+} as const
 
-export const CLIENT_FRAME_TYPES = [...CLIENT_FRAMES.keys()]
+/** Each client frame type with its compiled check. A Map, so '__proto__' or 'toString' is simply unknown. */
+const CLIENT_FRAMES = new Map<string, TypeCheck<TSchema>>(
+  Object.entries(CLIENT_FRAME_SCHEMAS).map(([type, schema]) => [type, TypeCompiler.Compile(schema)])
+)
+
+export type ClientFrameType = keyof typeof CLIENT_FRAME_SCHEMAS
+export type ServerFrameType = keyof typeof SERVER_FRAME_SCHEMAS
+
+export const SERVER_FRAME_TYPES = Object.keys(SERVER_FRAME_SCHEMAS) as ServerFrameType[]
+
+export const CLIENT_FRAME_TYPES = Object.keys(CLIENT_FRAME_SCHEMAS) as ClientFrameType[]
 
 export type ParsedFrame =
   | { ok: true, frame: ClientFrame }

@@ -108,6 +108,18 @@ export interface User {
   role: string
 }
 
+// ---- The WebSocket handshake -------------------------------------------------
+
+/** Query parameters of GET /ws (validated before the upgrade). */
+export const WsQuery = Type.Object({
+  token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: "The user's JWT, for browsers that cannot set headers" })),
+  since: Type.Optional(Type.Integer({ minimum: 0, description: 'Resume cursor: the highest seq seen; every entitled notification after it is replayed first' })),
+  categories: Type.Optional(Type.String({ maxLength: 2048, description: 'Comma-separated initial subscriptions' })),
+  legacy: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('0'), Type.Literal('true'), Type.Literal('false')], { description: "1: also receive 'legacy' frames" })),
+  epoch: Type.Optional(Type.String({ maxLength: 64, description: 'The epoch of the connected frame the cursor came from' }))
+})
+export type WsQuery = Static<typeof WsQuery>
+
 // ---- Client → server frames -------------------------------------------------
 
 const RequestId = Type.Optional(Type.String({ maxLength: 64 }))
