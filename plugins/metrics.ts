@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { CloseCode } from '../src/errors.js'
 import {
   events, preciseNow, type ConnectionClosedEvent, type ConnectionOpenedEvent, type DeliveredEvent, type EventChannel,
-  type FrameRejectedEvent, type LegacyEvent, type PublishedEvent, type ReplayedEvent
+  type FrameRejectedEvent, type LegacyEvent, type PublishFailedEvent, type PublishedEvent, type ReplayedEvent
 } from '../src/events.js'
 import type { NotificationManager } from '../src/manager.js'
 import type { Auth } from './auth.js'
@@ -18,7 +18,7 @@ export const METRIC_PREFIX = 'unified_notifications_'
 export const PUBLISH_TO_SEND_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** Close codes the peer may send are any of 1000..4999: those outside this set are counted as 'other'. */
-const KNOWN_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1005, 1006])
+const KNOWN_CLOSE_CODES = new Set<number>([...Object.values(CloseCode), 1002, 1005, 1006, 1007])
 
 /** The label value of legacy events an adapter does not map (their names come from the emitter, or a URL). */
 export const UNMAPPED_EVENT = 'unmapped'
@@ -42,6 +42,7 @@ export class NotificationMetrics {
   readonly #subscriptions: Array<{ name: string, listener: (message: unknown) => void }> = []
   readonly connections: Gauge<'role'>
   readonly published: Counter<'category' | 'source'>
+  readonly publishFailures: Counter<'code'>
   readonly delivered: Counter<'category'>
   readonly publishToSend: Histogram
   readonly replayed: Counter
@@ -56,6 +57,12 @@ export class NotificationMetrics {
     // A later transport (Socket.IO) adds a `transport` label here.
     this.connections = new Gauge({ name: `${METRIC_PREFIX}connections`, help: 'Open client connections on this instance', labelNames: ['role'], registers })
     this.published = new Counter({ name: `${METRIC_PREFIX}published_total`, help: 'Notifications accepted and stored (duplicates not counted)', labelNames: ['category', 'source'], registers })
+    this.publishFailures = new Counter({
+      name: `${METRIC_PREFIX}publish_failures_total`,
+      help: 'Publishes refused or failed, by error code (UN_UNAVAILABLE is a 503: not accepting, or the store is down)',
+      labelNames: ['code'],
+      registers
+    })
     this.delivered = new Counter({ name: `${METRIC_PREFIX}delivered_total`, help: 'Notification frames written to connections on this instance', labelNames: ['category'], registers })
     this.publishToSend = new Histogram({
       name: `${METRIC_PREFIX}publish_to_send_seconds`,
@@ -75,11 +82,13 @@ export class NotificationMetrics {
     // Known label values start at 0, so rate() and alerts see a series before its first event.
     for (const role of manager.policy.roles()) this.connections.labels(role).set(0)
     for (const category of manager.policy.categories) this.delivered.labels(category).inc(0)
+    this.publishFailures.labels('UN_UNAVAILABLE').inc(0)
   }
 
   /** Subscribes to the event channels; only this manager's events are counted. */
   start (): void {
     this.#on<PublishedEvent>(events.published, e => this.published.labels(e.notification.category, e.notification.source).inc())
+    this.#on<PublishFailedEvent>(events.publishFailed, e => this.publishFailures.labels(e.code).inc())
     this.#on<DeliveredEvent>(events.delivered, e => {
       if (e.recipients === 0) return
       this.delivered.labels(e.notification.category).inc(e.recipients)

@@ -25,6 +25,14 @@ export interface PublishedEvent {
   requestId?: string
 }
 
+export interface PublishFailedEvent {
+  origin: EventOrigin
+  /** The error's code (UN_UNAVAILABLE while not accepting or the store is down, UN_UNKNOWN_CATEGORY…), 'internal' for anything else. */
+  code: string
+  source: string
+  requestId?: string
+}
+
 export interface DeliveredEvent {
   origin: EventOrigin
   notification: StoredNotification
@@ -86,6 +94,7 @@ const typed = <T>(suffix: string) => channel(CHANNEL_PREFIX + suffix) as unknown
 /** Every channel of the seam, by event. Subscribe with diagnostics_channel.subscribe(channel.name, fn). */
 export const events = {
   published: typed<PublishedEvent>('published'),
+  publishFailed: typed<PublishFailedEvent>('publish-failed'),
   delivered: typed<DeliveredEvent>('delivered'),
   replayed: typed<ReplayedEvent>('replayed'),
   frameRejected: typed<FrameRejectedEvent>('frame-rejected'),

@@ -163,30 +163,52 @@ export class NotificationManager implements NotificationService {
   /** Validates, stamps and stores one notification, then hands it to the broker. */
   async publish (input: PublishInput, opts: PublishOptions = {}): Promise<PublishOutcome> {
     const publishedAt = preciseNow()
-    this.#assertAccepting()
-    const draft = this.#prepare(input, opts.source ?? 'app')
-    const { notification, duplicate } = await this.store.append(draft, input.idempotencyKey)
-    await this.#afterAppend(notification, duplicate, publishedAt, opts)
-    return { notification, duplicate }
+    try {
+      this.#assertAccepting()
+      const draft = this.#prepare(input, opts.source ?? 'app')
+      const { notification, duplicate } = await this.store.append(draft, input.idempotencyKey)
+      await this.#afterAppend(notification, duplicate, publishedAt, opts)
+      return { notification, duplicate }
+    } catch (err) {
+      this.#publishFailed(err, opts)
+      throw err
+    }
   }
 
   /** All valid or none published; stored in one transaction, in order. */
   async publishMany (inputs: readonly PublishInput[], opts: PublishOptions = {}): Promise<PublishOutcome[]> {
     const publishedAt = preciseNow()
-    this.#assertAccepting()
-    const source = opts.source ?? 'app'
-    const items = inputs.map((input, i) => {
-      try {
-        return { draft: this.#prepare(input, source), ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}) }
-      } catch (err) {
-        if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`
-        throw err
-      }
+    try {
+      this.#assertAccepting()
+      const source = opts.source ?? 'app'
+      const items = inputs.map((input, i) => {
+        try {
+          return { draft: this.#prepare(input, source), ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}) }
+        } catch (err) {
+          if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`
+          throw err
+        }
+      })
+      const results = await this.store.appendMany(items)
+      const { legacy: _legacy, ...each } = opts
+      for (const r of results) await this.#afterAppend(r.notification, r.duplicate, publishedAt, each)
+      return results
+    } catch (err) {
+      this.#publishFailed(err, opts)
+      throw err
+    }
+  }
+
+  /** Reports a refused or failed publish on the event seam (the metrics count 503s by code). */
+  #publishFailed (err: unknown, opts: PublishOptions): void {
+    if (!events.publishFailed.hasSubscribers) return
+    const code = (err as { code?: unknown } | null)?.code
+    events.publishFailed.publish({
+      origin: this,
+      code: typeof code === 'string' && code.startsWith('UN_') ? code : 'internal',
+      source: opts.source ?? 'app',
+      ...(opts.requestId !== undefined ? { requestId: opts.requestId } : {})
     })
-    const results = await this.store.appendMany(items)
-    const { legacy: _legacy, ...each } = opts
-    for (const r of results) await this.#afterAppend(r.notification, r.duplicate, publishedAt, each)
-    return results
   }
 
   #assertAccepting (): void {

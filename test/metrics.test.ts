@@ -76,6 +76,7 @@ t.test('the text format: every metric of the contract with its type, plus defaul
   const expected: Record<string, string> = {
     connections: 'gauge',
     published_total: 'counter',
+    publish_failures_total: 'counter',
     delivered_total: 'counter',
     publish_to_send_seconds: 'histogram',
     replayed_total: 'counter',
@@ -165,9 +166,14 @@ t.test('each metric moves when its event happens', async t => {
   t.equal((await ingest('maintenance_started', { operation_id: 7 })).statusCode, 400)
   t.equal((await ingest('user-123-secret-event', {})).statusCode, 404)
   t.equal((await ingest('another-made-up-name', {})).statusCode, 404)
+  const publishRaw = (body: object) => h.app.inject({ method: 'POST', url: '/api/notifications', headers: { authorization: `Bearer ${API_KEY}` }, payload: body })
+  t.equal((await publishRaw({ category: 'nope', title: 'x' })).statusCode, 400)
   h.app.notifications.stopAccepting()
   t.equal((await ingest('maintenance_completed', { operation_id: 'op1' })).statusCode, 503)
+  t.equal((await publishRaw({ category: 'system', title: 'x' })).statusCode, 503)
   m = await scrape(h)
+  t.equal(value(m, 'publish_failures_total', { code: 'UN_UNAVAILABLE' }), 2, 'publish 503s, REST and adapter')
+  t.equal(value(m, 'publish_failures_total', { code: 'UN_UNKNOWN_CATEGORY' }), 1)
   const legacy = (event: string, outcome: string) => value(m, 'legacy_events_total', { adapter: 'maintenance', event, outcome })
   t.equal(legacy('maintenance_started', 'published'), 1)
   t.equal(legacy('maintenance_started', 'rejected'), 1)
