@@ -94,7 +94,7 @@ export class Session implements Connection {
   #framesOut = 0
   /** The code this server closed with; undefined when the peer closed first. */
   #closeCode: number | undefined
-  /** Registered by start(): a connection-opened event was reported, so a closed one must follow. */
+  /** Registered by start(): only a connection that was reported opened is reported closed. */
   #registered = false
   /** A policy close (4008) is queued behind the answers already owed; no further frame is read. */
   #closing = false
