@@ -39,6 +39,8 @@ export interface MetricsOptions {
 export class NotificationMetrics {
   readonly registry: Registry
   readonly #manager: NotificationManager
+  /** The objects this app's events name as their origin: the manager, and what adapters see as `app.notifications`. */
+  readonly #origins: ReadonlySet<object>
   readonly #subscriptions: Array<{ name: string, listener: (message: unknown) => void }> = []
   readonly connections: Gauge<'role'>
   readonly published: Counter<'category' | 'source'>
@@ -50,8 +52,9 @@ export class NotificationMetrics {
   readonly closes: Counter<'code'>
   readonly legacyEvents: Counter<'adapter' | 'event' | 'outcome'>
 
-  constructor (manager: NotificationManager, registry: Registry) {
+  constructor (manager: NotificationManager, registry: Registry, decorator: object = manager) {
     this.#manager = manager
+    this.#origins = new Set([manager, decorator])
     this.registry = registry
     const registers = [registry]
     // A later transport (Socket.IO) adds a `transport` label here.
@@ -106,9 +109,10 @@ export class NotificationMetrics {
 
   #on<T extends { origin: object }> (channel: EventChannel<T>, count: (event: T) => void): void {
     const manager = this.#manager
+    const origins = this.#origins
     const listener = (message: unknown): void => {
       const event = message as T
-      if (event.origin !== manager) return
+      if (!origins.has(event.origin)) return
       // diagnostics_channel rethrows a subscriber's error as an uncaught exception: a metric must never do that.
       try {
         count(event)
@@ -132,7 +136,7 @@ export async function metricsRoute (app: FastifyInstance, opts: { manager: Notif
   const own = opts.metrics.registry === undefined
   const registry = opts.metrics.registry ?? new Registry()
   if (own) collectDefaultMetrics({ register: registry })
-  const metrics = new NotificationMetrics(opts.manager, registry)
+  const metrics = new NotificationMetrics(opts.manager, registry, app.notifications)
   metrics.start()
   app.addHook('onClose', async () => {
     metrics.stop()
