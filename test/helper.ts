@@ -184,7 +184,7 @@ export async function refusedUpgrade (url: string, opts: { token?: string, query
 }
 
 /** Publishes through the REST API over the real port (not inject), with the API key. */
-export async function publishHttp (h: Harness, body: Record<string, unknown>): Promise<{ id: string, seq: number, createdAt: string, duplicate: boolean }> {
+export async function publishHttp (h: Pick<Harness, 'http'>, body: Record<string, unknown>): Promise<{ id: string, seq: number, createdAt: string, duplicate: boolean }> {
   const res = await fetch(`${h.http}/api/notifications`, {
     method: 'POST',
     headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },

@@ -4,11 +4,14 @@
 import t, { type Test } from 'tap'
 import { buildServer } from '../server/index.js'
 import { signToken } from '../src/tokens.js'
+import type { NotificationManager } from '../src/manager.js'
 import { API_KEY, SECRET, connect, publishHttp, type Harness } from './helper.js'
+
+type Logged = Pick<Harness, 'app' | 'port' | 'http' | 'ws' | 'token'>
 
 type Record_ = Record<string, any>
 
-async function logged (t: Test): Promise<{ h: Harness, records: () => Record_[], text: () => string }> {
+async function logged (t: Test): Promise<{ h: Logged, records: () => Record_[], text: () => string }> {
   const lines: string[] = []
   const stream = { write (chunk: string) { lines.push(chunk) } }
   const app = await buildServer({ jwtSecret: SECRET, apiKeys: [API_KEY], store: 'memory', legacyAdapters: ['maintenance'], logger: { level: 'trace', stream } })
@@ -16,7 +19,7 @@ async function logged (t: Test): Promise<{ h: Harness, records: () => Record_[],
   await app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
-  const h: Harness = {
+  const h: Logged = {
     app,
     port: address.port,
     http: `http://127.0.0.1:${address.port}`,
@@ -76,14 +79,14 @@ t.test('a full scenario: the lines an operator needs, and no credential anywhere
   const aliceOpened = opened.find(r => r.userId === 'alice')
   t.equal(aliceOpened?.sessionId, connected.sessionId)
   t.equal(aliceOpened?.role, 'user')
-  t.equal(aliceOpened?.instance, h.app.notifications.instance, 'with the instance')
+  t.equal(aliceOpened?.instance, (h.app.notifications as NotificationManager).instance, 'with the instance')
 
   const closes = all.filter(r => r.msg === 'connection closed')
   t.equal(closes.length, 2, 'one line per connection closed')
   const aliceClosed = closes.find(r => r.userId === 'alice')
   t.equal(aliceClosed?.level, 30, 'at info')
   t.equal(aliceClosed?.role, 'user')
-  t.equal(aliceClosed?.instance, h.app.notifications.instance)
+  t.equal(aliceClosed?.instance, (h.app.notifications as NotificationManager).instance)
   t.equal(aliceClosed?.code, 1000, 'with the close code')
   t.type(aliceClosed?.durationMs, 'number')
   t.equal(aliceClosed?.framesIn, 3, 'frames in: the three requests')

@@ -5,9 +5,10 @@ import Fastify from 'fastify'
 import { Registry } from 'prom-client'
 import t from 'tap'
 import { events, type EventChannel } from '../src/events.js'
-import { configFromEnv } from '../server/index.js'
+import { ConfigError, configFromEnv } from '../server/config.js'
 import { unifiedNotifications } from '../index.js'
 import { closeCodeLabel } from '../plugins/metrics.js'
+import type { NotificationManager } from '../src/manager.js'
 import { API_KEY, SECRET, build, connect, publishHttp, type Harness } from './helper.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
@@ -168,7 +169,8 @@ t.test('each metric moves when its event happens', async t => {
   t.equal((await ingest('another-made-up-name', {})).statusCode, 404)
   const publishRaw = (body: object) => h.app.inject({ method: 'POST', url: '/api/notifications', headers: { authorization: `Bearer ${API_KEY}` }, payload: body })
   t.equal((await publishRaw({ category: 'nope', title: 'x' })).statusCode, 400)
-  h.app.notifications.stopAccepting()
+  const manager = h.app.notifications as NotificationManager
+  manager.stopAccepting()
   t.equal((await ingest('maintenance_completed', { operation_id: 'op1' })).statusCode, 503)
   t.equal((await publishRaw({ category: 'system', title: 'x' })).statusCode, 503)
   m = await scrape(h)
@@ -188,7 +190,7 @@ t.test('a slow consumer close (4009) is counted under its code', async t => {
   const h = await build(t)
   const alice = await connect(h.ws, { token: await h.token('alice', 'user') })
   await alice.nextOf('connected')
-  const session = [...h.app.notifications.connections()][0] as unknown as { close (code: number, reason: string): void }
+  const session = [...(h.app.notifications as NotificationManager).registry.all()][0] as unknown as { close (code: number, reason: string): void }
   const closed = next(h, events.connectionClosed)
   session.close(4009, 'slow consumer')
   t.equal((await closed).code, 4009)
@@ -249,5 +251,5 @@ t.test('NOTIFY_METRICS: on by default in the standalone server, 0 turns it off, 
   t.equal(configFromEnv({}).metrics, true)
   t.equal(configFromEnv({ NOTIFY_METRICS: '0' }).metrics, false)
   t.equal(configFromEnv({ NOTIFY_METRICS: 'true' }).metrics, true)
-  t.throws(() => configFromEnv({ NOTIFY_METRICS: 'toString' }), TypeError)
+  t.throws(() => configFromEnv({ NOTIFY_METRICS: 'toString' }), ConfigError)
 })
