@@ -34,7 +34,8 @@ const SERVER_FRAMES: Record<ServerFrameType, string> = {
   replayed: 'Ends a replay (only when since was given); complete:false when history no longer reaches back to since',
   reply: 'Answers a client frame; id echoes the request\'s id',
   error: `Refuses a client frame; code is one of ${Object.values(FrameErrorCode).join(', ')}`,
-  legacy: 'A legacy event, only on connections opened with legacy=1, from adapters that forward them'
+  legacy: 'A legacy event, only on connections opened with legacy=1, from adapters that forward them',
+  unread: 'The user\'s unread count after a mark_read on any of their connections (or over REST), with the ids or the seq it covers'
 }
 
 /** A TypeBox schema as plain JSON Schema (TypeBox's symbol keys dropped). */

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import { TypeCompiler, type ValueError } from '@sinclair/typebox/compiler'
 import { FormatRegistry } from '@sinclair/typebox'
-import type { Broker, BrokerMessage } from './brokers/broker.js'
+import type { Broker, BrokerMessage, ControlMessage } from './brokers/broker.js'
 import {
   BadRequestError, CloseCode, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
   UnknownCategoryError
@@ -19,7 +19,7 @@ import type { Logger } from './logger.js'
 import type { AdapterReport, MigrationReport } from './migration-report.js'
 import type { NotificationService } from './notification-service.js'
 import { RolePolicy } from './policy.js'
-import { legacyFrame, notificationFrame, type SharedFrame } from './protocol.js'
+import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
 import { MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
 import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
@@ -38,6 +38,9 @@ function describeFirstError (e: ValueError | undefined): string {
   }
   return `${e.path || '/'} ${e.message}`
 }
+
+/** Control message: a user's unread count changed (mark_read); every instance tells that user's connections. */
+const UNREAD_CONTROL = 'unread'
 
 /**
  * Inputs the REST layer has validated against the same PublishInput schema
@@ -151,6 +154,12 @@ export class NotificationManager implements NotificationService {
       } catch (err) {
         // Stored already: the clients that missed it get it when they resume.
         this.log.error({ err, id: m.notification.id, seq: m.notification.seq }, 'delivery failed')
+      }
+    }, c => {
+      try {
+        this.applyControl(c)
+      } catch (err) {
+        this.log.error({ err, control: c.type }, 'control message failed')
       }
     })
     this.#accepting = true
@@ -376,17 +385,46 @@ export class NotificationManager implements NotificationService {
     return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, this.policy.visibleTo(user.role), Date.now()))
   }
 
-  /** Marks `ids`, or everything (`all: true`), read: exactly one of the two. Resolves with the unread count. */
+  /** Marks `ids`, or everything (`all: true`), read: exactly one of the two; tells every connection of the user, on every instance, the new count. */
   async markRead (user: User, what: MarkReadRequest): Promise<number> {
     if (what.all !== undefined && what.ids !== undefined) throw new BadRequestError("mark_read takes either 'ids' or 'all': true, not both")
+    let read: { ids: string[] } | { through: number }
     if (what.all === true) {
-      await this.store.markAllRead(user.id, await this.store.lastSeq())
+      const through = await this.store.lastSeq()
+      await this.store.markAllRead(user.id, through)
+      read = { through }
     } else if (what.ids !== undefined && what.ids.length > 0) {
       await this.store.markRead(user.id, what.ids)
+      read = { ids: [...what.ids] }
     } else {
       throw new BadRequestError("mark_read needs 'ids' (1 to 500) or 'all': true")
     }
-    return this.unread(user)
+    const unread = await this.unread(user)
+    // The read state is stored: a failed fan-out only leaves other devices' badges stale until they reconnect.
+    try {
+      await this.broker.publishControl({ type: UNREAD_CONTROL, user: user.id, unread, ...read })
+    } catch (err) {
+      this.log.warn({ err, userId: user.id }, 'unread count not sent to the other connections')
+    }
+    return unread
+  }
+
+  /** Broker callback for control messages: applies one to this instance's connections. */
+  applyControl (message: ControlMessage): void {
+    if (message.type === UNREAD_CONTROL) {
+      const { user, unread, ids, through } = message
+      if (typeof user !== 'string' || typeof unread !== 'number') return
+      const conns = this.registry.ofUser(user)
+      if (conns.size === 0) return
+      const frame: SharedFrame = {
+        text: unreadFrame({
+          unread,
+          ...(Array.isArray(ids) ? { ids: ids.filter((id): id is string => typeof id === 'string') } : {}),
+          ...(typeof through === 'number' ? { through } : {})
+        })
+      }
+      for (const conn of conns) conn.deliverFrame(frame)
+    }
   }
 
   // ---- connections ----------------------------------------------------------------

@@ -6,7 +6,7 @@ import sjson from 'secure-json-parse'
 import { FrameErrorCode } from './errors.js'
 import {
   ConnectedFrame, ErrorFrame, HistoryFrame, LegacyFrame, MarkReadFrame, NotificationFrame, PingFrame, RefreshFrame, ReplayedFrame,
-  ReplyFrame, SubscribeFrame, UnsubscribeFrame, type ClientFrame, type ClientNotification
+  ReplyFrame, SubscribeFrame, UnreadFrame, UnsubscribeFrame, type ClientFrame, type ClientNotification
 } from './schemas.js'
 
 export const PROTOCOL_VERSION = 1
@@ -28,7 +28,8 @@ export const SERVER_FRAME_SCHEMAS = {
   replayed: ReplayedFrame, // after a replay (since=)
   reply: ReplyFrame, // answers a client frame
   error: ErrorFrame, // refuses a client frame
-  legacy: LegacyFrame // legacy=1 connections only
+  legacy: LegacyFrame, // legacy=1 connections only
+  unread: UnreadFrame // the user's unread count changed by a mark_read on any of their connections
 } as const
 
 /** Each client frame type with its compiled check. A Map, so '__proto__' or 'toString' is simply unknown. */
@@ -117,4 +118,8 @@ export function errorFrame (id: string | undefined, code: FrameErrorCode, messag
 
 export function legacyFrame (event: string, data: unknown): string {
   return JSON.stringify({ type: 'legacy', event, data })
+}
+
+export function unreadFrame (f: Omit<UnreadFrame, 'type'>): string {
+  return JSON.stringify({ type: 'unread', ...f })
 }

@@ -17,6 +17,8 @@ export interface Connection {
   deliverLegacy (frame: SharedFrame): void
   /** Closes the connection with a WebSocket close code (a delivery to it failed: 1011). */
   close (code: number, reason: string): void
+  /** Sends a frame outside the notification stream (e.g. `unread`), in order with the others, never deduplicated. */
+  deliverFrame (frame: SharedFrame): void
 }
 
 export interface RegistrySizes {

@@ -201,7 +201,13 @@ export const ErrorFrame = Type.Object({
   message: Type.String()
 })
 export const LegacyFrame = Type.Object({ type: Type.Literal('legacy'), event: Type.String(), data: Type.Unknown() })
-export const ServerFrame = Type.Union([ConnectedFrame, NotificationFrame, ReplayedFrame, ReplyFrame, ErrorFrame, LegacyFrame])
+export const UnreadFrame = Type.Object({
+  type: Type.Literal('unread'),
+  unread: Type.Integer({ minimum: 0, description: "The user's unread count after a mark_read on any of their connections" }),
+  ids: Type.Optional(Type.Array(Type.String(), { description: 'The notifications marked read (mark_read with ids)' })),
+  through: Type.Optional(Type.Integer({ minimum: 0, description: 'Everything up to this seq was marked read (mark_read all)' }))
+})
+export const ServerFrame = Type.Union([ConnectedFrame, NotificationFrame, ReplayedFrame, ReplyFrame, ErrorFrame, LegacyFrame, UnreadFrame])
 
 export type ConnectedFrame = Static<typeof ConnectedFrame>
 export type NotificationFrame = Static<typeof NotificationFrame>
@@ -209,4 +215,5 @@ export type ReplayedFrame = Static<typeof ReplayedFrame>
 export type ReplyFrame = Static<typeof ReplyFrame>
 export type ErrorFrame = Static<typeof ErrorFrame>
 export type LegacyFrame = Static<typeof LegacyFrame>
+export type UnreadFrame = Static<typeof UnreadFrame>
 export type ServerFrame = Static<typeof ServerFrame>

@@ -252,9 +252,13 @@ export class Session implements Connection {
   }
 
   deliverLegacy (frame: SharedFrame): void {
+    this.deliverFrame(frame)
+  }
+
+  deliverFrame (frame: SharedFrame): void {
     if (this.#closed) return
     if (this.#pending) {
-      // Legacy frames are never replayed, so the seq high-water mark does not apply to them.
+      // Frames outside the notification stream are never replayed, so the seq high-water mark does not apply to them.
       this.#pending.push({ seq: 0, frame, legacy: true })
       return
     }

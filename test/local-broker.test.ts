@@ -72,7 +72,8 @@ t.test('the manager logs a delivery that throws, and keeps delivering', async t 
       got.push(title)
     },
     deliverLegacy () {},
-    close () {}
+    close () {},
+    deliverFrame () {}
   })
   await manager.publish({ category: 'system', title: 'bad' })
   await manager.publish({ category: 'system', title: 'good' })

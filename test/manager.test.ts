@@ -38,6 +38,8 @@ let counter = 0
 interface FakeConnection extends Connection {
   frames: Array<{ seq: number, frame: string }>
   legacyFrames: string[]
+  /** Frames outside the notification stream (unread). */
+  otherFrames: string[]
   /** The frame objects as delivered: one object shared by every recipient. */
   sharedFrames: SharedFrame[]
   closes: Array<{ code: number, reason: string }>
@@ -45,6 +47,7 @@ interface FakeConnection extends Connection {
 function fake (user: User, subscriptions: string[], legacy = false): FakeConnection {
   const frames: Array<{ seq: number, frame: string }> = []
   const legacyFrames: string[] = []
+  const otherFrames: string[] = []
   const sharedFrames: SharedFrame[] = []
   return {
     id: `conn-${++counter}`,
@@ -53,6 +56,7 @@ function fake (user: User, subscriptions: string[], legacy = false): FakeConnect
     legacy,
     frames,
     legacyFrames,
+    otherFrames,
     sharedFrames,
     deliver (seq, frame) {
       sharedFrames.push(frame)
@@ -60,7 +64,8 @@ function fake (user: User, subscriptions: string[], legacy = false): FakeConnect
     },
     deliverLegacy (frame) { legacyFrames.push(frame.text) },
     closes: [],
-    close (code, reason) { this.closes.push({ code, reason }) }
+    close (code, reason) { this.closes.push({ code, reason }) },
+    deliverFrame (frame) { otherFrames.push(frame.text) }
   }
 }
 
@@ -394,6 +399,43 @@ t.test('unread and markRead', async t => {
   t.equal(await manager.unread(alice), 1)
   await failsWith(t, () => manager.markRead(alice, {}), BadRequestError)
   await failsWith(t, () => manager.markRead(alice, { ids: [] }), BadRequestError)
+})
+
+t.test('markRead tells every connection of that user the new count, through the broker', async t => {
+  const { manager } = await setup(t)
+  const a1 = fake(alice, ['dashboard'])
+  const a2 = fake(alice, [])
+  const b = fake(bob, ['dashboard'])
+  for (const c of [a1, a2, b]) manager.registry.add(c)
+  const ns = []
+  for (let i = 0; i < 3; i++) ns.push((await manager.publish({ category: 'dashboard', title: `n${i}` })).notification)
+  await brokerTurn()
+  t.equal(await manager.markRead(alice, { ids: [ns[0]!.id] }), 2)
+  await brokerTurn()
+  const first = { type: 'unread', unread: 2, ids: [ns[0]!.id] }
+  t.same(a1.otherFrames.map(f => JSON.parse(f)), [first], 'the connection that asked')
+  t.same(a2.otherFrames.map(f => JSON.parse(f)), [first], 'and the other device, whatever its subscriptions')
+  t.same(b.otherFrames, [], 'not another user')
+  t.equal(await manager.markRead(alice, { all: true }), 0)
+  await brokerTurn()
+  t.same(JSON.parse(a2.otherFrames[1]!), { type: 'unread', unread: 0, through: ns[2]!.seq })
+  // A control message from another instance with a wrong shape is ignored, not thrown.
+  manager.applyControl({ type: 'unread', user: 42 })
+  manager.applyControl({ type: 'unread', user: 'alice', unread: 'x' })
+  manager.applyControl({ type: 'something-else' })
+  manager.applyControl({ type: 'unread', user: 'nobody', unread: 1 })
+  manager.applyControl({ type: 'unread', user: 'alice', unread: 1, ids: ['ok', 7] })
+  t.same(JSON.parse(a1.otherFrames[2]!), { type: 'unread', unread: 1, ids: ['ok'] })
+  t.equal(a1.otherFrames.length, 3)
+})
+
+t.test('markRead answers even when the broker cannot carry the unread count', async t => {
+  const broker = new LocalBroker()
+  broker.publishControl = async () => { throw new Error('broker down') }
+  const { manager } = await setup(t, { broker })
+  const n = (await manager.publish({ category: 'dashboard', title: 'x' })).notification
+  t.equal(await manager.markRead(alice, { ids: [n.id] }), 0)
+  t.equal(await manager.unread(alice), 0, 'the read state is stored')
 })
 
 t.test('stats counts publishes, duplicates, deliveries, connections and subscriptions', async t => {

@@ -19,7 +19,8 @@ function fake (userId: string, role: string, subscriptions: string[] = ['system'
     frames,
     deliver (_seq: number, frame: SharedFrame) { frames.push(frame.text) },
     deliverLegacy (frame: SharedFrame) { frames.push(frame.text) },
-    close () {}
+    close () {},
+    deliverFrame (frame: SharedFrame) { frames.push(frame.text) }
   }
 }
 
