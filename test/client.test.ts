@@ -1,10 +1,16 @@
 // The client SDK (src/client) against the real server on a real port, with `ws`
-// as its WebSocket: events, request helpers, errors, resume after a drop, close().
+// as its WebSocket: events, request helpers, errors, resume after a drop, backoff, status, token renewal, unread across devices, close().
+import { once } from 'node:events'
 import t, { type Test } from 'tap'
-import WebSocket from 'ws'
-import { createClient, RequestError, type ClientEvents, type NotificationClient } from '../src/client/index.js'
+import WebSocket, { WebSocketServer } from 'ws'
+import {
+  backoffDelay, createClient, RequestError, tokenExpiry,
+  type ClientEvents, type ClientStatus, type NotificationClient, type WebSocketConstructor
+} from '../src/client/index.js'
 import type { ClientNotification } from '../src/schemas.js'
 import { build, publish, serverSockets, sleep, within, type Harness } from './helper.js'
+
+const WS = WebSocket as unknown as WebSocketConstructor
 
 /** The next `event` of a client, or a rejection after `ms`. */
 function nextEvent<K extends keyof ClientEvents> (client: NotificationClient, event: K, ms = 3000): Promise<ClientEvents[K]> {
@@ -19,7 +25,7 @@ async function open (t: Test, h: Harness, user: string, role = 'user', extra: Pa
   const client = createClient({
     url: h.ws,
     token,
-    WebSocket: WebSocket as unknown as NonNullable<Parameters<typeof createClient>[0]['WebSocket']>,
+    WebSocket: WS,
     minReconnectDelayMs: 20,
     maxReconnectDelayMs: 80,
     requestTimeoutMs: 3000,
@@ -199,4 +205,202 @@ t.test('close() while a token function is still pending opens no socket', async 
   t.equal(calls, 1, 'the token function was called')
   t.equal(connects, 0, 'no connected event after close()')
   t.equal(h.app.notifications.stats().connections, 0, 'no connection reached the server')
+})
+
+// ---- backoff, status, token renewal, requests after close, unread, server restart ----
+
+t.test('backoff: each delay lies between half and all of min·2^attempt, capped at max', async t => {
+  for (let attempt = 0; attempt < 12; attempt++) {
+    const cap = Math.min(1000, 50 * 2 ** attempt)
+    t.equal(backoffDelay(attempt, 50, 1000, () => 0), cap / 2, `attempt ${attempt}: lower bound`)
+    t.ok(backoffDelay(attempt, 50, 1000, () => 0.999999) <= cap, `attempt ${attempt}: upper bound`)
+  }
+  t.equal(backoffDelay(5000, 50, 1000, () => 1), 1000, 'a huge attempt count stays at the cap')
+})
+
+t.test('backoff against a server that went away: growing, bounded, jittered, reported in status', async t => {
+  const h = await build(t)
+  const { client } = await open(t, h, 'alice', 'user', { minReconnectDelayMs: 20, maxReconnectDelayMs: 160 })
+  await nextEvent(client, 'connected')
+  const delays: Array<{ delayMs: number, attempt: number }> = []
+  const enough = new Promise<void>(resolve => {
+    client.on('status', s => {
+      if (s.state !== 'reconnecting') return
+      delays.push({ delayMs: s.delayMs, attempt: s.attempt })
+      if (delays.length === 8) resolve()
+    })
+  })
+  await h.app.close()
+  await within(enough, 5000, 'eight reconnect attempts')
+  client.close()
+  t.strictSame(delays.map(d => d.attempt), [1, 2, 3, 4, 5, 6, 7, 8], 'attempts are counted')
+  for (const [i, d] of delays.entries()) {
+    const cap = Math.min(160, 20 * 2 ** i)
+    t.ok(d.delayMs >= cap / 2 && d.delayMs <= cap, `attempt ${d.attempt}: ${d.delayMs.toFixed(1)} ms within [${cap / 2}, ${cap}]`)
+  }
+  const atCap = delays.slice(3).map(d => d.delayMs)
+  t.ok(new Set(atCap).size > 1, 'jittered: the capped delays are not all the same')
+})
+
+t.test('status: connecting, open; reconnecting, connecting, catching_up, open after a drop; closed after close()', async t => {
+  const h = await build(t)
+  const { client } = await open(t, h, 'alice', 'user', { minReconnectDelayMs: 20, maxReconnectDelayMs: 40 })
+  const states: string[] = [client.status.state]
+  client.on('status', s => { states.push(s.state) })
+  await nextEvent(client, 'connected')
+  t.strictSame(states, ['connecting', 'open'])
+  const replayed = nextEvent(client, 'replayed')
+  for (const s of serverSockets(h.app)) s.terminate()
+  await replayed
+  t.strictSame(states, ['connecting', 'open', 'reconnecting', 'connecting', 'catching_up', 'open'])
+  const closed = nextEvent(client, 'close')
+  client.close()
+  await closed
+  t.equal(states.at(-1), 'closed')
+  t.same(client.status, { state: 'closed', code: 1000, reason: 'client closed' })
+})
+
+t.test('token renewal: a new token is fetched before exp and sent in-band; the connection outlives the first token', async t => {
+  const h = await build(t)
+  const issued: number[] = []
+  const { client } = await open(t, h, 'alice', 'user', {
+    token: async () => {
+      issued.push(Date.now())
+      return h.token('alice', 'user', 2)
+    }
+  })
+  let connects = 0
+  let closes = 0
+  client.on('connected', () => { connects++ })
+  client.on('close', () => { closes++ })
+  await nextEvent(client, 'connected')
+  const firstExp = tokenExpiry(await h.token('alice', 'user', 2))!
+  t.equal(issued.length, 1, 'one token to connect')
+  // Wait past the first token's exp: without the in-band refresh the server would close with 4001 then.
+  t.ok(await until(() => Date.now() > firstExp + 500, 5000))
+  t.ok(issued.length >= 2, `renewed in-band (${issued.length} tokens fetched)`)
+  t.ok(issued[1]! < firstExp, 'the second token was fetched before the first expired')
+  t.equal(closes, 0, 'no close')
+  t.equal(connects, 1, 'no reconnect')
+  t.same(await client.ping().then(r => typeof r.time), 'string', 'still answering')
+  t.equal(h.app.notifications.registry.ofUser('alice').size, 1)
+})
+
+t.test('a reconnect fetches a new token each time', async t => {
+  const h = await build(t)
+  let calls = 0
+  const { client } = await open(t, h, 'alice', 'user', { token: async () => { calls++; return h.token('alice') } })
+  await nextEvent(client, 'connected')
+  t.equal(calls, 1)
+  const again = nextEvent(client, 'connected')
+  for (const s of serverSockets(h.app)) s.terminate()
+  await again
+  t.equal(calls, 2)
+})
+
+t.test('closes 4001 and 4003: a token function is asked again; a fixed token stops the client', async t => {
+  const h = await build(t)
+  let calls = 0
+  const renewable = await open(t, h, 'alice', 'user', { token: async () => { calls++; return h.token('alice') } })
+  await nextEvent(renewable.client, 'connected')
+  // A refresh with another user's token makes the server close with 4001.
+  const closed = nextEvent(renewable.client, 'close')
+  const reconnected = nextEvent(renewable.client, 'connected', 5000)
+  await renewable.client.refresh(await h.token('mallory')).catch(() => undefined)
+  t.match(await closed, { code: 4001, willReconnect: true })
+  await reconnected
+  t.equal(calls, 2, 'reconnected with a newly fetched token')
+
+  const revoked = nextEvent(renewable.client, 'close')
+  const back = nextEvent(renewable.client, 'connected', 5000)
+  for (const s of serverSockets(h.app)) s.close(4003, 'access revoked')
+  t.match(await revoked, { code: 4003, willReconnect: true })
+  await back
+  t.equal(calls, 3)
+
+  for (const code of [4001, 4003]) {
+    const fixed = await open(t, h, `bob${code}`, 'user')
+    await nextEvent(fixed.client, 'connected')
+    const gone = nextEvent(fixed.client, 'close')
+    const status = new Promise<ClientStatus>(resolve => fixed.client.on('status', resolve))
+    const conn = [...h.app.notifications.registry.ofUser(`bob${code}`)][0] as unknown as { socket: { ws: WebSocket } }
+    conn.socket.ws.close(code, 'go away')
+    t.match(await gone, { code, willReconnect: false }, `${code} with a fixed token: no retry with the same token`)
+    t.match(await status, { state: 'closed', code })
+    await t.rejects(fixed.client.ping(), { code: 'closed' }, 'requests reject at once afterwards')
+  }
+})
+
+t.test('requests: a timeout rejects with code timeout; a request after close() rejects at once', async t => {
+  // A server that accepts and never answers a request.
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  await once(wss, 'listening')
+  t.teardown(() => new Promise<void>(resolve => { for (const c of wss.clients) c.terminate(); wss.close(() => resolve()) }))
+  wss.on('connection', ws => {
+    ws.send(JSON.stringify({ type: 'connected', protocol: 1, sessionId: 's', user: { id: 'a', role: 'user' }, categories: [], subscriptions: [], unread: 0, lastSeq: 0, epoch: 'e' }))
+  })
+  const { port } = wss.address() as { port: number }
+  const client = createClient({ url: `ws://127.0.0.1:${port}/ws`, token: 'x', WebSocket: WS, requestTimeoutMs: 200 })
+  t.teardown(() => client.close())
+  await nextEvent(client, 'connected')
+  const started = Date.now()
+  const err = await client.ping().then(() => undefined, (e: unknown) => e)
+  const waited = Date.now() - started
+  t.ok(err instanceof RequestError && err.code === 'timeout', 'RequestError timeout')
+  t.ok(waited >= 190 && waited < 1500, `after the timeout (${waited} ms)`)
+
+  const inFlight = client.history().then(() => undefined, (e: unknown) => e)
+  const closedAt = Date.now()
+  client.close()
+  const pendingErr = await inFlight
+  t.ok(pendingErr instanceof RequestError && pendingErr.code === 'closed', 'a pending request rejects on close()')
+  const after = await client.ping().then(() => undefined, (e: unknown) => e)
+  t.ok(after instanceof RequestError && after.code === 'closed', 'a request after close() rejects with closed')
+  t.ok(Date.now() - closedAt < 100, 'at once, not after the timeout')
+})
+
+t.test('requests written to a socket that drops reject at once; queued ones go out after the reconnect', async t => {
+  const h = await build(t)
+  const { client } = await open(t, h, 'alice', 'user', { minReconnectDelayMs: 50, maxReconnectDelayMs: 100, requestTimeoutMs: 5000 })
+  await nextEvent(client, 'connected')
+  const closed = nextEvent(client, 'close')
+  for (const s of serverSockets(h.app)) s.terminate()
+  await closed
+  // Written while disconnected: queued, sent after the next connected.
+  const queued = client.ping()
+  t.equal(typeof (await queued).time, 'string', 'the queued request was answered after the reconnect')
+})
+
+t.test('unread stays in step across two devices of one user: new notifications, mark_read here, there and over REST', async t => {
+  const h = await build(t)
+  const phone = await open(t, h, 'alice')
+  const laptop = await open(t, h, 'alice')
+  const other = await open(t, h, 'bob')
+  await Promise.all([nextEvent(phone.client, 'connected'), nextEvent(laptop.client, 'connected'), nextEvent(other.client, 'connected')])
+  t.equal(phone.client.unread, 0)
+  const a = await publish(h, { category: 'dashboard', title: 'a', audience: { users: ['alice'] } })
+  const b = await publish(h, { category: 'dashboard', title: 'b', audience: { users: ['alice'] } })
+  t.ok(await until(() => phone.client.unread === 2 && laptop.client.unread === 2), 'both count the new ones')
+
+  const seen = nextEvent(laptop.client, 'unread')
+  t.strictSame(await phone.client.markRead([a.id]), { unread: 1 })
+  t.same(await seen, { unread: 1, ids: [a.id] }, 'the other device is told, with the ids')
+  t.equal(phone.client.unread, 1)
+
+  // A progress operation: three updates under one collapse key are one unread notification on the server.
+  for (const p of [10, 50, 90]) await publish(h, { category: 'maintenance', type: 'progress', title: `op ${p}%`, collapseKey: 'maintenance:op1', data: { progress: p } })
+  t.ok(await until(() => phone.notifications.length === 5))
+  t.equal(phone.client.unread, 2, 'a collapse key counts once')
+  t.equal((await h.app.notifications.unread({ id: 'alice', role: 'user' })), 2, 'as on the server')
+
+  const cleared = nextEvent(phone.client, 'unread')
+  const res = await h.app.inject({ method: 'POST', url: '/api/notifications/read', headers: { authorization: `Bearer ${await h.token('alice')}` }, payload: { all: true } })
+  t.equal(res.statusCode, 200)
+  const change = await cleared
+  t.equal(change.unread, 0, 'mark all read over REST reaches the sockets')
+  t.ok(change.through !== undefined && change.through >= b.seq, 'with the seq it covers')
+  t.ok(await until(() => laptop.client.unread === 0))
+  t.equal(other.notifications.length, 3, 'bob got only the broadcast progress updates')
+  t.equal(other.client.unread, 1, "another user's count is untouched by alice's mark_read: one operation unread")
+  t.equal(await h.app.notifications.unread({ id: 'bob', role: 'user' }), 1)
 })

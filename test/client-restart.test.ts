@@ -1,0 +1,81 @@
+// The client SDK across a killed server: the standalone server process gets
+// SIGKILL in the middle of a burst and is restarted on the same SQLite file and
+// port; the client reconnects by itself and has every accepted notification
+// exactly once, in seq order.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import t, { type Test } from 'tap'
+import WebSocket from 'ws'
+import { createClient, type ClientEvents, type NotificationClient, type WebSocketConstructor } from '../src/client/index.js'
+import { signToken } from '../src/tokens.js'
+import { API_KEY, SECRET, within } from './helper.js'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const WS = WebSocket as unknown as WebSocketConstructor
+
+function nextEvent<K extends keyof ClientEvents> (client: NotificationClient, event: K, ms: number): Promise<ClientEvents[K]> {
+  return within(new Promise(resolve => { const off = client.on(event, v => { off(); resolve(v) }) }), ms, `a '${event}' event`)
+}
+
+t.test('resume after the server process is killed (SIGKILL) and restarted on the same SQLite file: no loss, no duplicate', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'un-client-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const env = { NOTIFY_STORE: `sqlite:${join(dir, 'n.db')}`, NOTIFY_JWT_SECRET: SECRET, NOTIFY_API_KEYS: API_KEY, LOG_LEVEL: 'info' }
+  const first = await startProcess(t, { ...env, PORT: '0' })
+  const token = await signToken(SECRET, { sub: 'alice', role: 'user' })
+  // Long enough delays that the publishes to the restarted server usually land before the client is back (a replay).
+  const client = createClient({ url: `ws://127.0.0.1:${first.port}/ws`, token, WebSocket: WS, minReconnectDelayMs: 1000, maxReconnectDelayMs: 2000 })
+  t.teardown(() => client.close())
+  const got: number[] = []
+  let replayed = 0
+  client.on('notification', n => { got.push(n.seq) })
+  client.on('replayed', r => { replayed += r.count })
+  await nextEvent(client, 'connected', 10_000)
+  const accepted: number[] = []
+  const post = async (port: number, title: string) => {
+    const res = await fetch(`http://127.0.0.1:${port}/api/notifications`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ category: 'dashboard', title })
+    })
+    if (res.status === 202) accepted.push(((await res.json()) as { seq: number }).seq)
+  }
+  for (let i = 0; i < 20; i++) await post(first.port, `before ${i}`)
+  const closed = nextEvent(client, 'close', 10_000)
+  // Killed in the middle of a burst: whatever was answered 202 is on disk, delivered or not.
+  const burst = Array.from({ length: 40 }, (_, i) => post(first.port, `burst ${i}`).then(() => {
+    if (accepted.length >= 30 && !first.child.killed) first.child.kill('SIGKILL')
+  }).catch(() => undefined))
+  await Promise.all(burst)
+  t.ok(first.child.killed, 'killed during the burst')
+  t.equal((await closed).willReconnect, true)
+  const second = await startProcess(t, { ...env, PORT: String(first.port) })
+  for (let i = 0; i < 10; i++) await post(second.port, `after ${i}`)
+  await within(new Promise<void>(resolve => { const check = () => { if (got.length >= accepted.length) resolve() }; check(); client.on('notification', check) }), 20_000, 'every accepted notification')
+  await client.ping()
+  t.strictSame(got, [...accepted].sort((x, y) => x - y), 'every accepted notification, once, in seq order')
+  t.ok(accepted.length >= 30, `${accepted.length} accepted, ${replayed} of them replayed on resume`)
+})
+
+/** The standalone server as a child process (same node and loader flags as this test); resolves once it listens. */
+async function startProcess (t: Test, env: Record<string, string>): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawn(process.execPath, [...process.execArgv, 'server/main.ts'], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const port = await within(new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', code => reject(new Error(`server exited early (${code}): ${out}`)))
+  }), 30_000, 'the server listening')
+  return { child, port }
+}
