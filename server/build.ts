@@ -1,5 +1,6 @@
 // buildServer(): the standalone app (the root plugin, the enabled legacy adapters and
-// their ingest route, the OpenAPI UI), used by `npm start` and by tests.
+// their ingest route, the OpenAPI UI, the notification-center page, demo mode),
+// used by `npm start` and by tests.
 import { EventEmitter } from 'node:events'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
@@ -13,6 +14,8 @@ import { NotFoundError } from '../src/errors.js'
 import { RolePolicy } from '../src/policy.js'
 import { ASYNCAPI_URL, asyncApiRoute } from './asyncapi-route.js'
 import { SERVER_DEFAULTS, legacyAdapterNames, type ServerConfig } from './config.js'
+import { signToken } from '../src/tokens.js'
+import { demoMode } from './demo.js'
 import { developmentSecret } from './dev-secret.js'
 import { drainConnections } from './drain.js'
 import { checkSqlitePath } from './sqlite-check.js'
@@ -29,6 +32,10 @@ function apiDescription (config: ServerConfig): string {
   const roles = policy.roles().map(role => `${role}: ${policy.visibleTo(role).join(', ')}`)
   return `${base}\n\nCategories: ${policy.categories.join(', ')}.\n\nRole policy (role: categories it may see): ${roles.join('; ')}.`
 }
+import { webRoutes } from './web.js'
+
+/** Demo tokens are short-lived, so the page's in-band renewal is seen working. */
+const DEMO_TOKEN_LIFETIME = '15m'
 
 /** Request log lines without credentials: the ?token= of a WebSocket URL is masked. */
 export function redactUrl (url: string): string {
@@ -76,13 +83,29 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
   }
   await app.register(asyncApiRoute, { path: config.path ?? DEFAULTS.path })
 
-  const { port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit, legacyAdapters: _legacyAdapters, corsOrigins: _corsOrigins, ...pluginOptions } = config
+  const {
+    port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit,
+    legacyAdapters: _legacyAdapters, corsOrigins: _corsOrigins, demo: _demo, demoTickMs: _demoTickMs, ...pluginOptions
+  } = config
   await app.register(unifiedNotifications, { ...pluginOptions, ...(jwtSecret !== undefined ? { jwtSecret } : {}) })
 
-  // Legacy services in other processes: one emitter per enabled adapter, fed by the ingest route.
-  for (const name of enabledAdapters) {
-    await app.register(LEGACY_ADAPTERS.get(name)!, { emitter: new EventEmitter(), forwardLegacyEvents: true })
+  // Legacy services in other processes: one emitter per enabled adapter, fed by the ingest route (and by demo mode's simulators).
+  const emitters = new Map<string, EventEmitter>()
+  for (const name of config.demo === true ? [...new Set([...enabledAdapters, ...LEGACY_ADAPTERS.keys()])] : enabledAdapters) {
+    const emitter = new EventEmitter()
+    emitters.set(name, emitter)
+    await app.register(LEGACY_ADAPTERS.get(name)!, { emitter, forwardLegacyEvents: true })
   }
   await app.register(legacyRoutes, { apiKeys: config.apiKeys ?? [] })
+  await app.register(webRoutes)
+  if (config.demo === true) {
+    if (jwtSecret === undefined) throw new TypeError('NOTIFY_DEMO needs the built-in JWT authentication (no authenticate option): it signs demo tokens')
+    const secret = jwtSecret
+    await app.register(demoMode, {
+      emitters,
+      sign: (user, role) => signToken(secret, { sub: user, role, expiresIn: DEMO_TOKEN_LIFETIME }),
+      ...(config.demoTickMs !== undefined ? { tickMs: config.demoTickMs } : {})
+    })
+  }
   return app
 }

@@ -25,6 +25,10 @@ export interface ServerConfig extends Omit<UnifiedNotificationsOptions, 'jwtSecr
   legacyAdapters?: string[]
   /** Origins allowed to call the REST API from a browser (CORS); absent: CORS off. */
   corsOrigins?: string[]
+  /** NOTIFY_DEMO=1: POST /demo/token and simulated legacy emitters (server/demo.ts). Never in production. */
+  demo?: boolean
+  /** Demo mode: one step of the simulation, in ms (default 1000). */
+  demoTickMs?: number
 }
 
 export const SERVER_DEFAULTS: ServerConfig = {
@@ -225,7 +229,14 @@ export const ENV_VARIABLES: EnvVariable[] = [
   { name: 'NOTIFY_WS_REQUEST_BURST', apply: limit('requestBurst', integer(1)) },
   { name: 'NOTIFY_WS_RATE_LIMITED_BEFORE_CLOSE', apply: limit('rateLimitedBeforeClose', integer(1)) },
   { name: 'NOTIFY_WS_BAD_FRAMES_PER_MINUTE', apply: limit('badFramesPerMinute', integer(1)) },
-  { name: 'NOTIFY_WS_MAX_CONNECTIONS_PER_USER', apply: limit('maxConnectionsPerUser', integer(1)) }
+  { name: 'NOTIFY_WS_MAX_CONNECTIONS_PER_USER', apply: limit('maxConnectionsPerUser', integer(1)) },
+  {
+    name: 'NOTIFY_DEMO',
+    apply: (raw, c) => {
+      if (raw !== '1' && raw !== '0') throw new Error(`must be 1 or 0, got '${raw}'`)
+      if (raw === '1') c.demo = true
+    }
+  }
 ]
 
 /**

@@ -8,6 +8,8 @@ import type {
   ClientNotification, ConnectedFrame, ErrorFrame, LegacyFrame, ReplayedFrame, ServerFrame
 } from '../schemas.js'
 
+export type { ClientNotification, ConnectedFrame, ErrorFrame, LegacyFrame, ReplayedFrame, ServerFrame }
+
 /** The part of the WebSocket API the client uses (browser WebSocket and `ws` both have it). */
 export interface WebSocketLike {
   readonly readyState: number
