@@ -44,6 +44,9 @@ export function redactUrl (url: string): string {
 
 export async function buildServer (overrides: Partial<ServerConfig> = {}): Promise<FastifyInstance> {
   const config: ServerConfig = { ...SERVER_DEFAULTS, ...overrides }
+  if (config.demo === true && config.authenticate !== undefined) {
+    throw new TypeError('NOTIFY_DEMO needs the built-in JWT authentication (no authenticate option): it signs demo tokens')
+  }
   const enabledAdapters = legacyAdapterNames(config.legacyAdapters)
   if (typeof config.store === 'string' && config.store.startsWith('sqlite:')) checkSqlitePath(config.store.slice('sqlite:'.length))
   // The request serializer masks ?token= whatever logger options are given: a caller's own options must not bring tokens back.
@@ -99,8 +102,7 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
   await app.register(legacyRoutes, { apiKeys: config.apiKeys ?? [] })
   await app.register(webRoutes)
   if (config.demo === true) {
-    if (jwtSecret === undefined) throw new TypeError('NOTIFY_DEMO needs the built-in JWT authentication (no authenticate option): it signs demo tokens')
-    const secret = jwtSecret
+    const secret = jwtSecret!
     await app.register(demoMode, {
       emitters,
       sign: (user, role) => signToken(secret, { sub: user, role, expiresIn: DEMO_TOKEN_LIFETIME }),

@@ -6,6 +6,7 @@
 import type { EventEmitter } from 'node:events'
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance } from 'fastify'
+import { validatorCompiler } from '../plugins/validation.js'
 import { BadRequestError } from '../src/errors.js'
 
 export interface DemoOptions {
@@ -40,6 +41,8 @@ export async function demoMode (app: FastifyInstance, opts: DemoOptions): Promis
   const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!
 
   app.post<{ Body: TokenBody }>('/demo/token', {
+    // The project's strict validation: an unknown field is a 400, not silently dropped.
+    validatorCompiler,
     schema: {
       tags: ['demo'],
       summary: 'Demo mode only: a token for any user and role of the policy',
@@ -84,7 +87,7 @@ export async function demoMode (app: FastifyInstance, opts: DemoOptions): Promis
     if (step % 4 === 1) {
       const components = Object.fromEntries(COMPONENTS.map(name => {
         const r = Math.random()
-        const status = r < 0.7 ? 'healthy' : r < 0.9 ? 'degraded' : 'unhealthy'
+        const status = r < 0.8 ? 'healthy' : r < 0.95 ? 'degraded' : 'unhealthy'
         return [name, status === 'healthy' ? { status } : { status, message: status === 'degraded' ? 'slow responses' : 'not answering' }]
       }))
       const statuses = Object.values(components).map(c => c.status)
