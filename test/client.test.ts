@@ -218,6 +218,34 @@ t.test('backoff: each delay lies between half and all of min·2^attempt, capped 
   t.equal(backoffDelay(5000, 50, 1000, () => 1), 1000, 'a huge attempt count stays at the cap')
 })
 
+t.test('tokenExpiry reads exp from a JWT without verifying it; anything else has none', async t => {
+  const h = await build(t)
+  const exp = tokenExpiry(await h.token('alice', 'user', 60))!
+  t.ok(Math.abs(exp - (Date.now() + 60_000)) < 2000, 'exp in epoch ms')
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  t.equal(tokenExpiry(`${b64({ alg: 'none' })}.${b64({ sub: 'a' })}.x`), undefined, 'no exp claim')
+  t.equal(tokenExpiry(`${b64({ alg: 'none' })}.${b64({ exp: 'soon' })}.x`), undefined, 'exp not a number')
+  t.equal(tokenExpiry('not-a-jwt'), undefined)
+  t.equal(tokenExpiry('a.%%%.c'), undefined, 'payload not base64url JSON')
+})
+
+t.test('a renewal that fails leaves the connection to its 4001 close, then a new token reconnects it', async t => {
+  const h = await build(t)
+  let calls = 0
+  const { client } = await open(t, h, 'alice', 'user', {
+    token: async () => {
+      calls++
+      if (calls === 2) throw new Error('identity provider down')
+      return h.token('alice', 'user', 2)
+    }
+  })
+  await nextEvent(client, 'connected')
+  const closed = await nextEvent(client, 'close', 5000)
+  t.match(closed, { code: 4001, willReconnect: true }, 'the server closed at exp')
+  await nextEvent(client, 'connected', 5000)
+  t.equal(calls, 3, 'renewal failed once, the reconnect fetched a new token')
+})
+
 t.test('backoff against a server that went away: growing, bounded, jittered, reported in status', async t => {
   const h = await build(t)
   const { client } = await open(t, h, 'alice', 'user', { minReconnectDelayMs: 20, maxReconnectDelayMs: 160 })
