@@ -314,6 +314,23 @@ t.test('token renewal: a new token is fetched before exp and sent in-band; the c
   t.equal(h.app.notifications.registry.ofUser('alice').size, 1)
 })
 
+t.test('a reconnect keeps the subscriptions changed since the first connect', async t => {
+  const h = await build(t)
+  const { client, notifications } = await open(t, h, 'alice', 'user', { minReconnectDelayMs: 20, maxReconnectDelayMs: 40 })
+  await nextEvent(client, 'connected')
+  await client.unsubscribe(['dashboard'])
+  await client.subscribe(['dashboard'])
+  await client.unsubscribe(['system'])
+  const again = nextEvent(client, 'connected')
+  for (const s of serverSockets(h.app)) s.terminate()
+  const connected = await again
+  t.strictSame([...connected.subscriptions].sort(), ['dashboard', 'maintenance', 'user'])
+  await publish(h, { category: 'system', title: 'not subscribed' })
+  const wanted = await publish(h, { category: 'dashboard', title: 'subscribed' })
+  t.ok(await until(() => notifications.some(n => n.id === wanted.id)))
+  t.strictSame(notifications.map(n => n.title), ['subscribed'])
+})
+
 t.test('a reconnect fetches a new token each time', async t => {
   const h = await build(t)
   let calls = 0

@@ -383,6 +383,13 @@ export function createClient (opts: ClientOptions): NotificationClient {
     })
   }
 
+  /** A reconnect asks for the subscriptions the last reply named, not those of the first connect. */
+  async function track (reply: Promise<{ subscriptions: string[] }>): Promise<{ subscriptions: string[] }> {
+    const result = await reply
+    subscriptions = result.subscriptions
+    return result
+  }
+
   connect().catch(scheduleReconnect)
 
   return {
@@ -392,8 +399,8 @@ export function createClient (opts: ClientOptions): NotificationClient {
       set.add(listener)
       return () => { set!.delete(listener) }
     },
-    subscribe: categories => request({ type: 'subscribe_category', categories }),
-    unsubscribe: categories => request({ type: 'unsubscribe_category', categories }),
+    subscribe: categories => track(request({ type: 'subscribe_category', categories })),
+    unsubscribe: categories => track(request({ type: 'unsubscribe_category', categories })),
     history: async (o = {}) => {
       const page = await request<{ notifications: ClientNotification[], hasMore: boolean }>({ type: 'request_notification_history', ...o })
       rememberCollapsed(page.notifications)
