@@ -103,8 +103,10 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
   await app.register(webRoutes)
   if (config.demo === true) {
     const secret = jwtSecret!
+    const policy = new RolePolicy(config.categories, config.roles)
     await app.register(demoMode, {
       emitters,
+      hasRole: role => policy.hasRole(role),
       sign: (user, role) => signToken(secret, { sub: user, role, expiresIn: DEMO_TOKEN_LIFETIME }),
       ...(config.demoTickMs !== undefined ? { tickMs: config.demoTickMs } : {})
     })

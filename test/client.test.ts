@@ -278,7 +278,7 @@ t.test('status: connecting, open; reconnecting, connecting, catching_up, open af
   await nextEvent(client, 'connected')
   t.strictSame(states, ['connecting', 'open'])
   const replayed = nextEvent(client, 'replayed')
-  for (const s of serverSockets(h.app)) s.terminate()
+  for (const s of serverSockets(h)) s.terminate()
   await replayed
   t.strictSame(states, ['connecting', 'open', 'reconnecting', 'connecting', 'catching_up', 'open'])
   const closed = nextEvent(client, 'close')
@@ -311,7 +311,7 @@ t.test('token renewal: a new token is fetched before exp and sent in-band; the c
   t.equal(closes, 0, 'no close')
   t.equal(connects, 1, 'no reconnect')
   t.same(await client.ping().then(r => typeof r.time), 'string', 'still answering')
-  t.equal(h.app.notifications.registry.ofUser('alice').size, 1)
+  t.equal(h.app.notifications.stats().connections, 1, 'one connection on the server')
 })
 
 t.test('a reconnect keeps the subscriptions changed since the first connect', async t => {
@@ -322,7 +322,7 @@ t.test('a reconnect keeps the subscriptions changed since the first connect', as
   await client.subscribe(['dashboard'])
   await client.unsubscribe(['system'])
   const again = nextEvent(client, 'connected')
-  for (const s of serverSockets(h.app)) s.terminate()
+  for (const s of serverSockets(h)) s.terminate()
   const connected = await again
   t.strictSame([...connected.subscriptions].sort(), ['dashboard', 'maintenance', 'user'])
   await publish(h, { category: 'system', title: 'not subscribed' })
@@ -338,7 +338,7 @@ t.test('a reconnect fetches a new token each time', async t => {
   await nextEvent(client, 'connected')
   t.equal(calls, 1)
   const again = nextEvent(client, 'connected')
-  for (const s of serverSockets(h.app)) s.terminate()
+  for (const s of serverSockets(h)) s.terminate()
   await again
   t.equal(calls, 2)
 })
@@ -358,18 +358,20 @@ t.test('closes 4001 and 4003: a token function is asked again; a fixed token sto
 
   const revoked = nextEvent(renewable.client, 'close')
   const back = nextEvent(renewable.client, 'connected', 5000)
-  for (const s of serverSockets(h.app)) s.close(4003, 'access revoked')
+  for (const s of serverSockets(h)) s.close(4003, 'access revoked')
   t.match(await revoked, { code: 4003, willReconnect: true })
   await back
   t.equal(calls, 3)
 
   for (const code of [4001, 4003]) {
+    const before = new Set(serverSockets(h))
     const fixed = await open(t, h, `bob${code}`, 'user')
     await nextEvent(fixed.client, 'connected')
+    const bobs = serverSockets(h).filter(s => !before.has(s))
     const gone = nextEvent(fixed.client, 'close')
     const status = new Promise<ClientStatus>(resolve => fixed.client.on('status', resolve))
-    const conn = [...h.app.notifications.registry.ofUser(`bob${code}`)][0] as unknown as { socket: { ws: WebSocket } }
-    conn.socket.ws.close(code, 'go away')
+    t.equal(bobs.length, 1, "bob's socket on the server")
+    bobs[0]!.close(code, 'go away')
     t.match(await gone, { code, willReconnect: false }, `${code} with a fixed token: no retry with the same token`)
     t.match(await status, { state: 'closed', code })
     await t.rejects(fixed.client.ping(), { code: 'closed' }, 'requests reject at once afterwards')
@@ -409,7 +411,7 @@ t.test('requests written to a socket that drops reject at once; queued ones go o
   const { client } = await open(t, h, 'alice', 'user', { minReconnectDelayMs: 50, maxReconnectDelayMs: 100, requestTimeoutMs: 5000 })
   await nextEvent(client, 'connected')
   const closed = nextEvent(client, 'close')
-  for (const s of serverSockets(h.app)) s.terminate()
+  for (const s of serverSockets(h)) s.terminate()
   await closed
   // Written while disconnected: queued, sent after the next connected.
   const queued = client.ping()
