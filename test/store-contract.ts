@@ -275,19 +275,51 @@ export function historyStoreContract (t: Test, name: string, factory: StoreFacto
     t.equal(await store.prunedThrough(), 1)
   })
 
-  t.test(`${name}: retention by age advances prunedThrough`, async t => {
+  t.test(`${name}: retention by count applies on every append, without a prune() call`, async t => {
+    const store = await open(t, { maxCount: 3 })
+    await appendN(store, 5)
+    t.same(seqs(await query(store)), [3, 4, 5], 'never more than maxCount rows after an append')
+    t.equal(await store.prunedThrough(), 2)
+    await store.appendMany([{ draft: draft() }, { draft: draft() }])
+    t.same(seqs(await query(store)), [5, 6, 7], 'a batch too')
+    t.equal(await store.prunedThrough(), 4)
+  })
+
+  t.test(`${name}: retention by age applies on prune() (the timer) and advances prunedThrough`, async t => {
+    const store = await open(t, { maxAgeMs: 60_000 })
+    await appendN(store, 3)
+    await store.prune(Date.now())
+    t.equal(await store.prunedThrough(), 0, 'nothing is old yet')
+    t.same(seqs(await query(store)), [1, 2, 3])
+    await store.prune(Date.now() + 120_000)
+    t.same(await query(store, { now: Date.now() + 120_000 }), [])
+    t.equal(await store.prunedThrough(), 3)
+    t.equal(await store.lastSeq(), 3)
+    await store.prune(Date.now() + 120_000)
+    t.equal(await store.prunedThrough(), 3, 'pruning again with nothing old changes nothing')
+  })
+
+  t.test(`${name}: retention by age also applies on append`, async t => {
     const store = await open(t, { maxAgeMs: 60_000 })
     const old = new Date(Date.now() - 3_600_000).toISOString()
     await store.append(draft({ title: 'old1', createdAt: old }))
     await store.append(draft({ title: 'old2', createdAt: old }))
     await store.append(draft({ title: 'new' }))
-    t.equal(await store.prunedThrough(), 0)
-    await store.prune(Date.now())
-    t.same((await query(store)).map(r => r.title), ['new'])
+    t.same((await query(store)).map(r => r.title), ['new'], 'no prune() call needed')
     t.equal(await store.prunedThrough(), 2)
     t.equal(await store.lastSeq(), 3)
-    await store.prune(Date.now())
-    t.equal(await store.prunedThrough(), 2, 'pruning again with nothing old changes nothing')
+  })
+
+  t.test(`${name}: resume after pruning: what is left after the cursor is returned, and prunedThrough says the cursor is incomplete`, async t => {
+    // The rule (docs/protocol.md): replay what is left, then complete:false. The manager decides
+    // complete from prunedThrough; the store must keep answering from the cursor.
+    const store = await open(t, { maxCount: 3 })
+    await appendN(store, 6)
+    const since = 1
+    t.ok(await store.prunedThrough() > since, 'the cursor is below what retention removed')
+    t.same(seqs(await query(store, { after: since })), [4, 5, 6], 'what is left, oldest first')
+    t.same(seqs(await query(store, { after: 4 })), [5, 6], 'a cursor still covered')
+    t.ok(await store.prunedThrough() <= 4)
   })
 
   t.test(`${name}: unreadCount is exact below UNREAD_COUNT_CAP and the cap at or above it`, async t => {
@@ -351,7 +383,7 @@ export function historyStoreContract (t: Test, name: string, factory: StoreFacto
     await store.append(draft({ title: 'p1', collapseKey: 'op', audience: { users: ['alice'], roles: ['user'] } }))
     await store.append(draft({ title: 'p2', collapseKey: 'op', audience: { roles: ['admin'] } }))
     await store.append(draft({ title: 'short', expiresAt: new Date(now + 1000).toISOString(), audience: { roles: ['user'] } }))
-    t.same((await query(store)).map(r => r.title), ['old', 'short'], 'collapsed p1 is gone for alice')
+    t.same((await query(store)).map(r => r.title), ['short'], 'old went by age on append, collapsed p1 is gone for alice')
     t.same((await query(store, { user: root })).map(r => r.title), ['p2'])
     const later = now + 2000
     await store.prune(later)

@@ -53,6 +53,9 @@ export class MemoryStore implements HistoryStore {
     this.#log.push(notification)
     if (idempotencyKey !== undefined) this.#idempotency.set(idempotencyKey, { notification, at: Date.parse(draft.createdAt) })
     if (this.#log.length > this.#retention.maxCount) this.#pruneCount()
+    // Age on append too (the oldest row decides, so this is one comparison when nothing is due).
+    const oldest = this.#log[0]
+    if (oldest !== undefined && Date.parse(oldest.createdAt) < Date.now() - this.#retention.maxAgeMs) this.#pruneAge(Date.now())
     return { notification, duplicate: false }
   }
 
@@ -160,6 +163,10 @@ export class MemoryStore implements HistoryStore {
   async prune (now: number): Promise<void> {
     for (const [userId, r] of this.#revocations) if (r.until <= now) this.#revocations.delete(userId)
     this.#pruneCount()
+    this.#pruneAge(now)
+  }
+
+  #pruneAge (now: number): void {
     const cutoff = now - this.#retention.maxAgeMs
     const keep: StoredNotification[] = []
     const removed: StoredNotification[] = []

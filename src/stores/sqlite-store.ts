@@ -42,7 +42,7 @@ BEGIN
   DELETE FROM notification_audience WHERE seq = OLD.seq;
 END;
 `
-// Retention runs every 500 appends; without these it scanned the whole log each
+// Retention runs on every append; without these it scanned the whole log each
 // time, so appends got slower as history grew.
 const RETENTION_SCHEMA = `
 CREATE INDEX IF NOT EXISTS notifications_created ON notifications (created_ms);
@@ -125,7 +125,6 @@ export class SqliteStore implements HistoryStore {
   readonly #path: string
   readonly #retention: Retention
   #db: Database.Database | undefined
-  #appendsSincePrune = 0
   /** Rows in notifications, kept in step by this writer, so retention by count needs no scan below the limit. */
   #rows = 0
   #stmts!: ReturnType<SqliteStore['prepare']>
@@ -206,7 +205,7 @@ export class SqliteStore implements HistoryStore {
       clearMarks: db.prepare('DELETE FROM read_marks WHERE user_id = @userId AND seq <= @seq'),
       // Both walk only the rows about to go, from the oldest end: the newest-first OFFSET and a
       // plain MAX(seq) (which SQLite answered by scanning the table backwards) cost milliseconds
-      // at 100,000 rows, paid every 500 appends.
+      // at 100,000 rows.
       pruneCount: db.prepare('SELECT seq FROM notifications ORDER BY seq ASC LIMIT 1 OFFSET ?').pluck(),
       maxPrunedAge: db.prepare('SELECT MAX(seq) FROM notifications INDEXED BY notifications_created WHERE created_ms < ?').pluck(),
       deleteThrough: db.prepare('DELETE FROM notifications WHERE seq <= ?'),
@@ -313,22 +312,17 @@ export class SqliteStore implements HistoryStore {
 
   #prepareTransactions (db: Database.Database): void {
     const appendAll = (items: readonly AppendItem[]) => items.map(i => this.#appendOne(i.draft, i.idempotencyKey))
-    const retention = (n: number) => {
-      // Applied every 500 appends, inside the appending transaction: never a stored-but-failed publish.
-      this.#appendsSincePrune += n
-      if (this.#appendsSincePrune >= 500) {
-        this.#appendsSincePrune = 0
-        this.#pruneNow(Date.now())
-      }
-    }
+    // The one retention rule of every store: applied on every append, inside the appending
+    // transaction (never a stored-but-failed publish). Each step is an index probe when nothing is due.
+    const retention = () => { this.#pruneRows(Date.now()) }
     this.#jobTx = db.transaction((items: readonly AppendItem[]) => {
       const results = appendAll(items)
-      retention(items.length)
+      retention()
       return results
     })
     this.#groupTx = db.transaction((batches: ReadonlyArray<readonly AppendItem[]>) => {
       const results = batches.map(appendAll)
-      retention(batches.reduce((n, b) => n + b.length, 0))
+      retention()
       return results
     })
   }
@@ -405,25 +399,24 @@ export class SqliteStore implements HistoryStore {
     })()
   }
 
-  #pruneNow (now: number): void {
+  /** Retention in the caller's transaction. */
+  #pruneRows (now: number): void {
     const s = this.#stmts
-    this.#database.transaction(() => {
-      // The newest maxCount rows stay: through the (rows - maxCount)-th oldest goes.
-      const excess = this.#rows - this.#retention.maxCount
-      const byCount = excess > 0 ? (s.pruneCount.get(excess - 1) as number | undefined) ?? 0 : 0
-      const byAge = (s.maxPrunedAge.get(now - this.#retention.maxAgeMs) as number | null) ?? 0
-      const through = Math.max(byCount, byAge)
-      if (through > 0) {
-        this.#rows -= s.deleteThrough.run(through).changes
-        s.deleteMarks.run(through)
-        const previous = (s.getMeta.get('pruned_through') as { value: string } | undefined)?.value
-        if (previous === undefined || Number(previous) < through) s.setMeta.run('pruned_through', String(through))
-      }
-      // Expired rows are never delivered nor listed, so removing them loses nothing a cursor could want.
-      this.#rows -= s.deleteExpired.run(now).changes
-      s.deleteIdem.run(now - this.#retention.maxAgeMs)
-      s.deleteRevocations.run(now)
-    })()
+    // The newest maxCount rows stay: through the (rows - maxCount)-th oldest goes.
+    const excess = this.#rows - this.#retention.maxCount
+    const byCount = excess > 0 ? (s.pruneCount.get(excess - 1) as number | undefined) ?? 0 : 0
+    const byAge = (s.maxPrunedAge.get(now - this.#retention.maxAgeMs) as number | null) ?? 0
+    const through = Math.max(byCount, byAge)
+    if (through > 0) {
+      this.#rows -= s.deleteThrough.run(through).changes
+      s.deleteMarks.run(through)
+      const previous = (s.getMeta.get('pruned_through') as { value: string } | undefined)?.value
+      if (previous === undefined || Number(previous) < through) s.setMeta.run('pruned_through', String(through))
+    }
+    // Expired rows are never delivered nor listed, so removing them loses nothing a cursor could want.
+    this.#rows -= s.deleteExpired.run(now).changes
+    s.deleteIdem.run(now - this.#retention.maxAgeMs)
+    s.deleteRevocations.run(now)
   }
 
   async getMuted (userId: string): Promise<string[]> {
@@ -449,7 +442,7 @@ export class SqliteStore implements HistoryStore {
   }
 
   async prune (now: number): Promise<void> {
-    this.#pruneNow(now)
+    this.#database.transaction(() => this.#pruneRows(now))()
   }
 
   async close (): Promise<void> {
