@@ -296,6 +296,13 @@ export class NotificationManager implements NotificationService {
     const n = message.notification
     if (isExpired(n, Date.now())) return
     const recipients = this.registry.recipients(n)
+    if (message.legacyOnly === true) {
+      if (message.legacy && recipients.length > 0) {
+        const legacy: SharedFrame = { text: legacyFrame(message.legacy.event, message.legacy.data) }
+        for (const conn of recipients) if (conn.legacy) conn.deliverLegacy(legacy)
+      }
+      return
+    }
     if (recipients.length > 0) {
       // Serialised once; every recipient gets the same frame object (and the transport frames it once).
       const frame: SharedFrame = { text: notificationFrame(toClient(n, false)) }

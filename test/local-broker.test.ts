@@ -5,6 +5,9 @@ import { LocalBroker } from '../src/brokers/local-broker.js'
 import { NotificationManager } from '../src/manager.js'
 import type { StoredNotification } from '../src/schemas.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
+import { brokerContract } from './broker-contract.js'
+
+brokerContract(t, 'LocalBroker', async () => ({ size: 1, instance: () => new LocalBroker() }), { networked: false })
 
 const message = (seq: number): BrokerMessage => ({
   notification: {

@@ -13,6 +13,11 @@ export interface BrokerMessage {
   publishedAt?: number
   /** The REST request that published it, for the delivery log lines on every instance. */
   requestId?: string
+  /**
+   * Only the legacy frame is new: the notification itself came in an earlier message
+   * (a broker whose store already fanned it out carries the legacy payload after it).
+   */
+  legacyOnly?: boolean
 }
 
 /**
