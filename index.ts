@@ -14,8 +14,12 @@ export * from './src/schemas.js'
 export { RolePolicy, DEFAULT_ROLES, type RoleRules } from './src/policy.js'
 export { DEFAULT_LIMITS, type Limits } from './src/limits.js'
 export { CloseCode, FrameErrorCode } from './src/errors.js'
-export { MemoryStore, SqliteStore, DEFAULT_RETENTION, type HistoryStore, type Retention } from './src/stores/index.js'
-export { LocalBroker, type Broker, type BrokerMessage } from './src/brokers/index.js'
+export {
+  MemoryStore, SqliteStore, RedisStore, DEFAULT_RETENTION, DEFAULT_REDIS_PREFIX,
+  type HistoryStore, type Retention, type RedisStoreOptions
+} from './src/stores/index.js'
+export { LocalBroker, RedisBroker, type Broker, type BrokerMessage, type RedisBrokerOptions } from './src/brokers/index.js'
+export type { Presence, PresenceEntry, ClusterSizes } from './src/presence/presence.js'
 export { signToken } from './src/tokens.js'
 export { createClient } from './src/client/index.js'
 export type { NotificationClient, ClientOptions } from './src/client/index.js'

@@ -1,5 +1,6 @@
 // The root plugin: builds the manager from the options, decorates
 // `app.notifications`, and registers the WebSocket route and the REST routes.
+import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { createBroker } from '../src/brokers/index.js'
@@ -7,7 +8,8 @@ import type { LegacyAdapter } from '../src/legacy-adapters.js'
 import { NotificationManager } from '../src/manager.js'
 import type { NotificationService } from '../src/notification-service.js'
 import { RolePolicy } from '../src/policy.js'
-import { createStore } from '../src/stores/index.js'
+import { RedisPresence } from '../src/presence/redis-presence.js'
+import { createStore, RedisStore } from '../src/stores/index.js'
 import { createTokenVerifier } from '../src/tokens.js'
 import { Auth } from './auth.js'
 import { inboxRoutes } from './inbox-routes.js'
@@ -38,11 +40,19 @@ function pruneIntervalMs (maxAgeMs: number): number {
 async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: UnifiedNotificationsOptions): Promise<void> {
   const opts = resolveOptions(rawOptions)
   const policy = new RolePolicy(opts.categories, opts.roles)
+  const log = app.log.child({ module: 'notifications' })
+  const instance = opts.instance ?? randomUUID()
+  const store = await createStore(opts.store, { retention: opts.retention, redisPrefix: opts.redisPrefix, redis: opts.redis })
   const manager = new NotificationManager({
-    store: createStore(opts.store, opts.retention),
-    broker: createBroker(opts.broker),
+    store,
+    broker: createBroker(opts.broker, { store, redisPrefix: opts.redisPrefix, redis: opts.redis, instance, log }),
+    // With the Redis store, presence is kept in the same Redis, across instances.
+    ...(store instanceof RedisStore
+      ? { presence: new RedisPresence({ client: () => store.fanout.client, keyPrefix: store.keyPrefix, instance, ttlMs: opts.presenceTtlMs, log }) }
+      : {}),
+    instance,
     policy,
-    logger: app.log.child({ module: 'notifications' }),
+    logger: log,
     limits: opts.limits
   })
   await manager.start()

@@ -21,10 +21,18 @@ export interface UnifiedNotificationsOptions {
   maxTokenAgeSeconds?: number
   /** Keys allowed to publish (NOTIFY_API_KEYS). */
   apiKeys?: string[]
-  /** 'memory' (default) | 'sqlite:<path>' | a HistoryStore. */
+  /** 'memory' (default) | 'sqlite:<path>' | 'redis://host:port[/db]' | a HistoryStore (e.g. a RedisStore on your own ioredis client). */
   store?: string | HistoryStore
-  /** 'local' (default) | a Broker. */
+  /** 'local' | 'redis://…' | a Broker. Default: follows the store (Redis store: the Redis broker on the same Redis), else 'local'. */
   broker?: string | Broker
+  /** Key prefix of this deployment in Redis (NOTIFY_REDIS_PREFIX), default 'un:'. */
+  redisPrefix?: string
+  /** Redis waits: a command (a publish) fails after commandTimeoutMs with 503; default 2000 each. */
+  redis?: { commandTimeoutMs?: number, connectTimeoutMs?: number }
+  /** With Redis: how long a crashed instance's users still count as online (ms), default 15000. */
+  presenceTtlMs?: number
+  /** This instance's id (stats, presence, Redis connection names); default a random UUID. */
+  instance?: string
   categories?: string[]
   roles?: RoleRules
   /** WebSocket route, default '/ws'. */
@@ -50,7 +58,11 @@ export interface ResolvedOptions {
   maxTokenAgeSeconds: number
   apiKeys: string[]
   store: string | HistoryStore
-  broker: string | Broker
+  broker: string | Broker | undefined
+  redisPrefix: string
+  redis: { commandTimeoutMs: number, connectTimeoutMs: number }
+  presenceTtlMs: number
+  instance: string | undefined
   categories: string[]
   roles: RoleRules
   path: string
@@ -63,7 +75,9 @@ export interface ResolvedOptions {
 
 export const DEFAULTS = {
   store: 'memory',
-  broker: 'local',
+  redisPrefix: 'un:',
+  redis: { commandTimeoutMs: 2000, connectTimeoutMs: 2000 },
+  presenceTtlMs: 15_000,
   path: '/ws',
   heartbeatMs: 30_000,
   maxTokenAgeSeconds: DEFAULT_MAX_TOKEN_AGE_SECONDS,
@@ -99,8 +113,13 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
   if (opts.jwtSecret === undefined && opts.authenticate === undefined) fail('give jwtSecret or authenticate')
   const store = opts.store ?? DEFAULTS.store
   if (typeof store !== 'string' && (typeof store !== 'object' || typeof store.append !== 'function')) fail('store must be a string or a HistoryStore')
-  const broker = opts.broker ?? DEFAULTS.broker
-  if (typeof broker !== 'string' && (typeof broker !== 'object' || typeof broker.publish !== 'function')) fail('broker must be a string or a Broker')
+  const broker = opts.broker
+  if (broker !== undefined && typeof broker !== 'string' && (typeof broker !== 'object' || broker === null || typeof broker.publish !== 'function')) fail('broker must be a string or a Broker')
+  const redisPrefix = opts.redisPrefix ?? DEFAULTS.redisPrefix
+  if (typeof redisPrefix !== 'string' || redisPrefix === '' || /[{}]/.test(redisPrefix)) fail('redisPrefix must be a non-empty string without braces')
+  const presenceTtlMs = opts.presenceTtlMs ?? DEFAULTS.presenceTtlMs
+  if (typeof presenceTtlMs !== 'number' || !(presenceTtlMs > 0)) fail('presenceTtlMs must be a positive number')
+  if (opts.instance !== undefined && (typeof opts.instance !== 'string' || opts.instance === '')) fail('instance must be a non-empty string')
   const path = opts.path ?? DEFAULTS.path
   if (typeof path !== 'string' || !path.startsWith('/')) fail("path must start with '/'")
   const maxTokenAgeSeconds = opts.maxTokenAgeSeconds ?? DEFAULTS.maxTokenAgeSeconds
@@ -119,6 +138,10 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
     apiKeys: stringList('apiKeys', opts.apiKeys) ?? [],
     store,
     broker,
+    redisPrefix,
+    redis: positiveNumbers('redis', opts.redis, DEFAULTS.redis),
+    presenceTtlMs,
+    instance: opts.instance,
     categories: stringList('categories', opts.categories) ?? [...DEFAULT_CATEGORIES],
     roles: opts.roles ?? DEFAULT_ROLES,
     path,

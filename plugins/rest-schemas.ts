@@ -84,11 +84,38 @@ export const statsSchema = {
       duplicates: Type.Integer(),
       delivered: Type.Integer(),
       migration: MigrationReport,
+      instance: Type.String({ description: "This instance's id" }),
+      cluster: Type.Object({
+        instances: Type.Integer(),
+        connections: Type.Integer(),
+        users: Type.Integer({ description: 'Distinct users across every live instance' })
+      }, { description: 'Across all live instances (this one included)' }),
       internals: Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer()), {
         description: 'Sizes of the registry indexes and of per-connection state (sockets, starting sessions, timers, held frames): all return to 0 when no connection is open'
       })
     }),
-    ...errors(401, 403)
+    ...errors(401, 403, 503)
+  }
+}
+
+export const PresenceQuerystring = Type.Object({
+  users: Type.String({ minLength: 1, maxLength: 100 * 257, description: 'Comma-separated user ids, 1 to 100' })
+}, { additionalProperties: false })
+export type PresenceQuerystring = Static<typeof PresenceQuerystring>
+
+export const presenceSchema = {
+  tags: ['operations'],
+  summary: 'Whether users are connected, on any instance',
+  security,
+  querystring: PresenceQuerystring,
+  response: {
+    200: Type.Object({
+      users: Type.Record(Type.String(), Type.Union([
+        Type.Object({ online: Type.Literal(true), connections: Type.Integer(), since: Type.String({ format: 'date-time', description: "When the user's oldest open connection opened" }) }),
+        Type.Object({ online: Type.Literal(false) })
+      ]))
+    }),
+    ...errors(400, 401, 403, 503)
   }
 }
 

@@ -35,7 +35,6 @@ export const SERVER_DEFAULTS: ServerConfig = {
   port: 3000,
   host: '127.0.0.1',
   store: 'sqlite:./data/notifications.db',
-  broker: 'local',
   secretFile: DEFAULT_SECRET_FILE,
   logLevel: 'info',
   bodyLimit: 1024 * 1024,
@@ -111,6 +110,11 @@ function brokerSpec (raw: string): string {
   if (raw === 'local') return raw
   if (/^rediss?:\/\//.test(raw)) return redisUrl(raw)
   throw new Error(`must be local or redis://host:port, got '${raw}'`)
+}
+
+function redisPrefix (raw: string): string {
+  if (/[{}\s]/.test(raw)) throw new Error(`must not contain braces or spaces (it becomes the hash tag), got '${raw}'`)
+  return raw
 }
 
 function redisUrl (raw: string): string {
@@ -201,6 +205,15 @@ export const ENV_VARIABLES: EnvVariable[] = [
   { name: 'NOTIFY_API_KEYS', apply: (raw, c) => { c.apiKeys = apiKeys(raw) } },
   { name: 'NOTIFY_STORE', apply: (raw, c) => { c.store = storeSpec(raw) } },
   { name: 'NOTIFY_BROKER', apply: (raw, c) => { c.broker = brokerSpec(raw) } },
+  { name: 'NOTIFY_REDIS_PREFIX', apply: (raw, c) => { c.redisPrefix = redisPrefix(raw) } },
+  {
+    name: 'NOTIFY_REDIS_TIMEOUT_MS',
+    apply: (raw, c) => {
+      const ms = integer(1)(raw)
+      c.redis = { commandTimeoutMs: ms, connectTimeoutMs: ms }
+    }
+  },
+  { name: 'NOTIFY_PRESENCE_TTL_MS', apply: (raw, c) => { c.presenceTtlMs = integer(1)(raw) } },
   {
     name: 'NOTIFY_LEGACY_ADAPTERS',
     apply: (raw, c) => {
@@ -261,5 +274,7 @@ export function configFromEnv (env: NodeJS.ProcessEnv = process.env): ServerConf
       throw new ConfigError(`${variable.name} ${(err as Error).message}`)
     }
   }
+  // The broker follows a Redis store unless NOTIFY_BROKER says otherwise.
+  if (config.broker === undefined) config.broker = typeof config.store === 'string' && /^rediss?:\/\//.test(config.store) ? config.store : 'local'
   return config
 }

@@ -19,6 +19,7 @@ import type { Logger } from './logger.js'
 import type { AdapterReport, MigrationReport } from './migration-report.js'
 import type { NotificationService } from './notification-service.js'
 import { RolePolicy } from './policy.js'
+import { LocalPresence, type ClusterSizes, type Presence, type PresenceEntry } from './presence/presence.js'
 import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
 import { MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
@@ -118,7 +119,9 @@ export interface ManagerOptions {
   policy?: RolePolicy
   logger: Logger
   limits?: Partial<Limits>
-  /** This instance's name in log lines; default host name and a random suffix. */
+  /** Who is online across instances; default: this instance's registry alone. */
+  presence?: Presence
+  /** This instance's id (stats, presence, log lines); default host name and a random suffix. */
   instance?: string
 }
 
@@ -129,7 +132,9 @@ export class NotificationManager implements NotificationService {
   readonly registry = new ConnectionRegistry()
   readonly limits: Limits
   readonly log: Logger
+  /** This instance's id, unique among the instances of a deployment. */
   readonly instance: string
+  readonly #presence: Presence
   readonly #reports = new Map<string, MigrationReportProvider>()
   readonly #internals = new Map<string, InternalsProvider>()
   #published = 0
@@ -144,10 +149,13 @@ export class NotificationManager implements NotificationService {
     this.log = opts.logger
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
     this.instance = opts.instance ?? `${hostname()}-${randomUUID().slice(0, 8)}`
+    this.#presence = opts.presence ?? new LocalPresence()
+    this.registry.onUserChange = userId => this.#presence.changed(userId)
   }
 
   async start (): Promise<void> {
     await this.store.init()
+    await this.#presence.start({ user: id => this.registry.presenceOf(id), users: () => this.registry.presence() })
     await this.broker.start(m => {
       try {
         this.deliver(m)
@@ -485,6 +493,16 @@ export class NotificationManager implements NotificationService {
     }
   }
 
+  /** Whether each user has a connection on any instance, how many, and since when. */
+  async presence (userIds: readonly string[]): Promise<Record<string, PresenceEntry>> {
+    return this.#presence.lookup(userIds)
+  }
+
+  /** Live instances, connections and distinct users across the deployment. */
+  async cluster (): Promise<ClusterSizes> {
+    return this.#presence.cluster()
+  }
+
   async health (): Promise<{ store: boolean, broker: boolean }> {
     const ok = (p: Promise<void>) => p.then(() => true, () => false)
     return { store: await ok(this.store.ping()), broker: await ok(this.broker.ping()) }
@@ -497,6 +515,7 @@ export class NotificationManager implements NotificationService {
 
   async close (): Promise<void> {
     this.#accepting = false
+    await this.#presence.close()
     await this.broker.close()
     await this.store.close()
   }

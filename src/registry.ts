@@ -11,6 +11,8 @@ export interface Connection {
   readonly subscriptions: ReadonlySet<string>
   /** Opened with legacy=1: also wants {"type":"legacy"} frames. */
   readonly legacy: boolean
+  /** When the connection opened (epoch ms), for presence; absent counts as now. */
+  readonly openedAt?: number
   /** Sends a notification frame shared by every recipient (deduplicated by seq inside). */
   deliver (seq: number, frame: SharedFrame): void
   /** Sends a legacy frame shared by every recipient. */
@@ -57,6 +59,8 @@ export class ConnectionRegistry {
   readonly #byCategory = new Map<string, Set<Connection>>()
   /** What each connection is subscribed to, as indexed here (the connection's own set may be mutated by subscribe()). */
   readonly #categoriesOf = new Map<Connection, Set<string>>()
+  /** Told when a user's connections change (presence). */
+  onUserChange: ((userId: string) => void) | undefined
 
   add (conn: Connection): void {
     if (this.#connections.has(conn.id)) return
@@ -65,6 +69,7 @@ export class ConnectionRegistry {
     addTo(this.#byRole, conn.user.role, conn)
     this.#categoriesOf.set(conn, new Set())
     this.subscribe(conn, [...conn.subscriptions])
+    this.onUserChange?.(conn.user.id)
   }
 
   remove (conn: Connection): void {
@@ -74,6 +79,7 @@ export class ConnectionRegistry {
     removeFrom(this.#byRole, conn.user.role, conn)
     for (const c of this.#categoriesOf.get(conn) ?? []) removeFrom(this.#byCategory, c, conn)
     this.#categoriesOf.delete(conn)
+    this.onUserChange?.(conn.user.id)
   }
 
   subscribe (conn: Connection, categories: readonly string[]): void {
@@ -105,6 +111,20 @@ export class ConnectionRegistry {
   /** Connections of one user (for per-user limits). */
   ofUser (userId: string): ReadonlySet<Connection> {
     return this.#byUser.get(userId) ?? EMPTY
+  }
+
+  /** A user's connections here and when the oldest opened; undefined when it has none. */
+  presenceOf (userId: string): { connections: number, since: number } | undefined {
+    const set = this.#byUser.get(userId)
+    if (!set) return undefined
+    let since = Infinity
+    for (const conn of set) since = Math.min(since, conn.openedAt ?? Date.now())
+    return { connections: set.size, since }
+  }
+
+  /** Every user with connections here, with presenceOf()'s figures. */
+  * presence (): IterableIterator<[string, { connections: number, since: number }]> {
+    for (const id of this.#byUser.keys()) yield [id, this.presenceOf(id)!]
   }
 
   all (): IterableIterator<Connection> {

@@ -65,6 +65,7 @@ const ABNORMAL_CLOSURE = 1006
 
 export class Session implements Connection {
   readonly id = randomUUID()
+  readonly openedAt = Date.now()
   readonly user: User
   readonly legacy: boolean
   readonly subscriptions: Set<string>

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import t from 'tap'
 import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
-import { createStore } from '../src/stores/index.js'
+import { createStore, RedisStore } from '../src/stores/index.js'
 import type { User } from '../src/schemas.js'
 import { UNREAD_COUNT_CAP } from '../src/stores/history-store.js'
 import { draft, historyStoreContract } from './store-contract.js'
@@ -309,12 +309,13 @@ t.test('SqliteStore answers every query like MemoryStore on a mixed history', as
 
 t.test('createStore picks a backend from its spec', async t => {
   const memory = new MemoryStore()
-  t.equal(createStore(memory), memory, 'an instance is used as is')
-  t.type(createStore('memory'), MemoryStore)
-  t.type(createStore(`sqlite:${tempFile()}`), SqliteStore)
-  t.throws(() => createStore('sqlite:'), TypeError)
-  t.throws(() => createStore('redis://localhost:6379'), TypeError)
-  t.throws(() => createStore('postgres://x'), TypeError)
+  t.equal(await createStore(memory), memory, 'an instance is used as is')
+  t.type(await createStore('memory'), MemoryStore)
+  t.type(await createStore(`sqlite:${tempFile()}`), SqliteStore)
+  t.type(await createStore('redis://localhost:6379/2', { redisPrefix: 'x:' }), RedisStore, 'not connected until init()')
+  t.type(await createStore('rediss://localhost:6380'), RedisStore)
+  await t.rejects(createStore('sqlite:'), TypeError)
+  await t.rejects(createStore('postgres://x'), TypeError)
 })
 
 t.test('SqliteStore group commit: concurrent appends get seqs in call order, and a failing one fails alone', async t => {

@@ -76,6 +76,9 @@ export class RedisStore implements HistoryStore {
 
   get epoch (): string { return this.#epoch }
 
+  /** The URL this store was opened with (undefined for an ioredis instance or factory). */
+  get url (): string | undefined { return typeof this.#source === 'string' ? this.#source : undefined }
+
   /** The hash-tagged prefix of every key of this deployment (e.g. '{un}:'). */
   get keyPrefix (): string { return this.#k }
 
