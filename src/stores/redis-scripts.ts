@@ -14,6 +14,8 @@
 //   bc:<cat>         zset: broadcasts of a category
 //   u:<len>:<cat>:<user>, r:<len>:<cat>:<role>   zset: targeted notifications of a category
 //   ru / rm:<user>   hash user -> "read all up to seq" / zset of read seqs above it
+//   muted            hash user -> JSON list of muted categories
+//   revoked / revuntil   hash user -> "cut:until" / zset user by until (ms): token revocations
 //   stream           the fan-out stream (fields s seq, e epoch, n JSON)
 
 const COMMON = `
@@ -55,6 +57,10 @@ local function prune (now, maxCount, cutoff, batch)
   end
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', K .. 'idemt', '-inf', '(' .. cutoff, 'LIMIT', 0, batch)) do
     redis.call('HDEL', K .. 'idem', key); redis.call('ZREM', K .. 'idemt', key); removed = removed + 1
+  end
+  -- Revocations past their 'until' cover no token that could still be valid.
+  for _, u in ipairs(redis.call('ZRANGEBYSCORE', K .. 'revuntil', '-inf', now, 'LIMIT', 0, batch)) do
+    redis.call('HDEL', K .. 'revoked', u); redis.call('ZREM', K .. 'revuntil', u); removed = removed + 1
   end
   if through > 0 and through > tonumber(redis.call('HGET', K .. 'meta', 'pruned') or '0') then
     redis.call('HSET', K .. 'meta', 'pruned', through)
@@ -211,5 +217,20 @@ export const MARK_ALL_READ = COMMON + `
 local user, upTo = ARGV[2], tonumber(ARGV[3])
 if upTo > tonumber(redis.call('HGET', K .. 'ru', user) or '0') then redis.call('HSET', K .. 'ru', user, upTo) end
 redis.call('ZREMRANGEBYSCORE', K .. 'rm:' .. user, '-inf', upTo)
+return 1
+`
+
+/** ARGV: K, user, cut (epoch s), until (epoch ms): a higher cut or until raises the user's revocation, a lower never lowers it. */
+export const REVOKE = `
+local K, user = ARGV[1], ARGV[2]
+local cut, untl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local cur = redis.call('HGET', K .. 'revoked', user)
+if cur then
+  local c, u = string.match(cur, '^(%d+):(%d+)$')
+  cut = math.max(cut, tonumber(c))
+  untl = math.max(untl, tonumber(u))
+end
+redis.call('HSET', K .. 'revoked', user, string.format('%d:%d', cut, untl))
+redis.call('ZADD', K .. 'revuntil', untl, user)
 return 1
 `

@@ -10,7 +10,7 @@ import type { ClientNotification, StoredNotification, User } from '../schemas.js
 import {
   DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention
 } from './history-store.js'
-import { APPEND, MARK_ALL_READ, MARK_READ, PRUNE, WALK } from './redis-scripts.js'
+import { APPEND, MARK_ALL_READ, MARK_READ, PRUNE, REVOKE, WALK } from './redis-scripts.js'
 
 type Arg = string | number
 
@@ -21,6 +21,7 @@ declare module 'ioredis' {
     unWalk (meta: string, ...args: Arg[]): Result<Array<string | number> | number, Context>
     unMarkRead (meta: string, ...args: Arg[]): Result<number, Context>
     unMarkAllRead (meta: string, ...args: Arg[]): Result<number, Context>
+    unRevoke (meta: string, ...args: Arg[]): Result<number, Context>
   }
 }
 
@@ -96,6 +97,7 @@ export class RedisStore implements HistoryStore {
     client.defineCommand('unWalk', { numberOfKeys: 1, lua: WALK })
     client.defineCommand('unMarkRead', { numberOfKeys: 1, lua: MARK_READ })
     client.defineCommand('unMarkAllRead', { numberOfKeys: 1, lua: MARK_ALL_READ })
+    client.defineCommand('unRevoke', { numberOfKeys: 1, lua: REVOKE })
     this.#client = client
     await client.hsetnx(this.#meta, 'epoch', randomUUID())
     await this.#refreshEpoch()
@@ -210,6 +212,31 @@ export class RedisStore implements HistoryStore {
 
   async markAllRead (userId: string, upToSeq: number): Promise<void> {
     await this.#redis.unMarkAllRead(this.#meta, this.#k, userId, upToSeq)
+  }
+
+  async getMuted (userId: string): Promise<string[]> {
+    const json = await this.#redis.hget(this.#k + 'muted', userId)
+    return json === null ? [] : JSON.parse(json) as string[]
+  }
+
+  async setMuted (userId: string, muted: readonly string[]): Promise<void> {
+    if (muted.length === 0) await this.#redis.hdel(this.#k + 'muted', userId)
+    else await this.#redis.hset(this.#k + 'muted', userId, JSON.stringify([...new Set(muted)]))
+  }
+
+  async revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void> {
+    try {
+      await this.#redis.unRevoke(this.#meta, this.#k, userId, Math.floor(issuedAtOrBefore), Math.ceil(until))
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async revokedThrough (userId: string, now: number): Promise<number> {
+    const v = await this.#redis.hget(this.#k + 'revoked', userId)
+    if (v === null) return 0
+    const [cut, until] = v.split(':').map(Number) as [number, number]
+    return until > now ? cut : 0
   }
 
   async prune (now: number): Promise<void> {
