@@ -1,0 +1,44 @@
+// Two apps in one process on the same Redis (fast, in-process coverage of the
+// wiring): the broker follows the store, presence and stats are cluster-wide.
+// The child-process suite is test/multi-instance.test.ts.
+import t from 'tap'
+import { build, connect, publish } from './helper.js'
+import { REDIS_URL, redisPrefixes } from './redis-helper.js'
+import { RedisBroker } from '../src/brokers/redis-broker.js'
+import { RedisStore } from '../src/stores/redis-store.js'
+
+const { prefix } = redisPrefixes(t)
+
+t.test('two apps on one Redis: a publish on one reaches a socket on the other; presence and stats span both', async t => {
+  const redisPrefix = prefix()
+  const one = await build(t, { store: REDIS_URL, redisPrefix, presenceTtlMs: 2000 })
+  const two = await build(t, { store: REDIS_URL, redisPrefix, presenceTtlMs: 2000 })
+  t.type(one.app.notifications.store, RedisStore)
+  t.type(one.app.notifications.broker, RedisBroker, 'the broker follows the store')
+  t.not(one.app.notifications.instance, two.app.notifications.instance)
+  const alice = await connect(two.ws, { token: await two.token('alice') })
+  await alice.nextOf('connected')
+  const sent = await publish(one, { category: 'dashboard', title: 'across' })
+  const got = await alice.nextOf('notification', 10_000)
+  t.equal(got.notification.seq, sent.seq)
+  const presence = await one.app.inject({ method: 'GET', url: '/api/presence?users=alice,__proto__', headers: { authorization: 'Bearer test-api-key' } })
+  t.equal(presence.statusCode, 200)
+  t.same(presence.json().users.alice.connections, 1, 'alice on the other app')
+  t.same(presence.json().users.__proto__, { online: false }, 'an id named __proto__ is an ordinary key')
+  const stats = await one.app.inject({ method: 'GET', url: '/api/notifications/stats', headers: { authorization: 'Bearer test-api-key' } })
+  t.same(stats.json().cluster, { instances: 2, connections: 1, users: 1 })
+  t.equal(stats.json().connections, 0, 'this instance alone has none')
+  t.same(await one.app.notifications.presence(['alice']), await two.app.notifications.presence(['alice']), 'manager.presence() answers the same on both')
+  alice.close()
+})
+
+t.test('one app alone keeps presence in its registry', async t => {
+  const h = await build(t)
+  const bob = await connect(h.ws, { token: await h.token('bob') })
+  await bob.nextOf('connected')
+  const p = await h.app.notifications.presence(['bob', 'nobody'])
+  t.equal(p.bob!.online, true)
+  t.same(p.nobody, { online: false })
+  t.same(await h.app.notifications.cluster(), { instances: 1, connections: 1, users: 1 })
+  bob.close()
+})
