@@ -39,6 +39,20 @@ t.test('configFromEnv maps the documented variables', async t => {
   t.equal(configFromEnv({ PORT: '0' }).port, 0, 'port 0: any free port')
 })
 
+t.test('configFromEnv: the broker follows a Redis store; the Redis variables', async t => {
+  const c = configFromEnv({ NOTIFY_STORE: 'redis://10.0.0.5:6379/2', NOTIFY_REDIS_PREFIX: 'prod:', NOTIFY_REDIS_TIMEOUT_MS: '500', NOTIFY_PRESENCE_TTL_MS: '3000' })
+  t.equal(c.store, 'redis://10.0.0.5:6379/2')
+  t.equal(c.broker, 'redis://10.0.0.5:6379/2', 'the broker follows the store')
+  t.equal(c.redisPrefix, 'prod:')
+  t.same(c.redis, { commandTimeoutMs: 500, connectTimeoutMs: 500 })
+  t.equal(c.presenceTtlMs, 3000)
+  t.equal(configFromEnv({ NOTIFY_STORE: 'rediss://r:6380', NOTIFY_BROKER: 'local' }).broker, 'local', 'unless NOTIFY_BROKER says otherwise')
+  for (const bad of ['0', '-5', 'soon', '1.5']) {
+    t.throws(() => configFromEnv({ NOTIFY_REDIS_TIMEOUT_MS: bad }), /NOTIFY_REDIS_TIMEOUT_MS/, `NOTIFY_REDIS_TIMEOUT_MS='${bad}'`)
+  }
+  t.throws(() => configFromEnv({ NOTIFY_PRESENCE_TTL_MS: 'x' }), /NOTIFY_PRESENCE_TTL_MS/)
+})
+
 t.test('configFromEnv defaults', async t => {
   const c = configFromEnv({})
   t.equal(c.port, 3000)
