@@ -98,3 +98,14 @@ t.test('paired: an instance starts at the stream\'s end and does not replay olde
   await a.store.append(draft())
   t.same(await b.until(1), [3])
 })
+
+t.test('paired: after Redis lost the log (a new epoch), the new log\'s first seqs are delivered, not dropped as duplicates', async t => {
+  const p = prefix()
+  const a = await pairedInstance(t, p)
+  for (let k = 0; k < 3; k++) await a.store.append(draft())
+  t.same(await a.until(3), [1, 2, 3])
+  await admin.unlink(a.store.keyPrefix + 'meta')
+  await a.store.append(draft())
+  await a.store.append(draft())
+  t.same(await a.until(5), [1, 2, 3, 1, 2], 'seq 1 and 2 of the new log')
+})

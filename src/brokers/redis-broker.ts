@@ -96,14 +96,19 @@ export class RedisBroker implements Broker {
     this.#reader = reader
     // Start at the stream's current end, a concrete id ('$' would skip whatever is added between two
     // reads). Paired, the store's counter is read in the same step: the stream holds every seq up to it.
+    // The epoch is read with them, so a log lost before the first entry arrives is seen as a new one.
     const tx = this.#client.multi().xrevrange(this.#stream, '+', '-', 'COUNT', 1)
-    if (this.#fanout) tx.hget(this.#fanout.meta, 'seq')
+    if (this.#fanout) tx.hget(this.#fanout.meta, 'seq').hget(this.#fanout.meta, 'epoch')
     const replies = await tx.exec()
     const last = (replies?.[0]?.[1] ?? []) as Entry[]
     if (last.length > 0) this.#lastId = last[0]![0]
-    this.#lastSeq = this.#fanout
-      ? Number(replies?.[1]?.[1] ?? 0)
-      : last.length > 0 ? Number(this.#field(last[0]![1], 's') ?? 0) : 0
+    if (this.#fanout) {
+      this.#lastSeq = Number(replies?.[1]?.[1] ?? 0)
+      const epoch = replies?.[2]?.[1]
+      if (typeof epoch === 'string') this.#epoch = epoch
+    } else {
+      this.#lastSeq = last.length > 0 ? Number(this.#field(last[0]![1], 's') ?? 0) : 0
+    }
     this.#handler = handler
     this.#control = control
     this.#loop = this.#read()
