@@ -5,6 +5,7 @@ import type {
   HistoryOptions, HistoryPage, InternalSizes, ManagerStats, MarkReadRequest, MigrationReportProvider, PublishOptions, PublishOutcome
 } from './manager.js'
 import type { MigrationReport } from './migration-report.js'
+import type { ClusterSizes, PresenceEntry } from './presence/presence.js'
 import type { PublishInput, User } from './schemas.js'
 
 export interface NotificationService {
@@ -20,6 +21,12 @@ export interface NotificationService {
   stats (): ManagerStats
   /** The adapters' migration report, per adapter and legacy event. */
   migration (): MigrationReport
+  /** This instance's id, unique among the instances of a deployment. */
+  readonly instance: string
+  /** Whether each user has a connection on any instance, how many, and since when. */
+  presence (userIds: readonly string[]): Promise<Record<string, PresenceEntry>>
+  /** Live instances, their connections and distinct users, across the deployment. */
+  cluster (): Promise<ClusterSizes>
   /** Whether the store and the broker answer. */
   health (): Promise<{ store: boolean, broker: boolean }>
   /** Sizes of every index, timer and per-connection table (all back to their baseline when connections go). */

@@ -25,7 +25,11 @@ export interface Harness {
 }
 
 export async function build (t: Test, overrides: Partial<ServerConfig> = {}): Promise<Harness> {
-  const store = createStore(overrides.store ?? 'memory', overrides.retention)
+  const store = await createStore(overrides.store ?? 'memory', {
+    ...(overrides.retention !== undefined ? { retention: overrides.retention } : {}),
+    ...(overrides.redisPrefix !== undefined ? { redisPrefix: overrides.redisPrefix } : {}),
+    ...(overrides.redis !== undefined ? { redis: overrides.redis } : {})
+  })
   const app = await buildServer({ jwtSecret: SECRET, apiKeys: [API_KEY], logger: false, ...overrides, store })
   t.teardown(() => app.close())
   const upgraded = new Set<Duplex>()

@@ -6,6 +6,9 @@ import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
 import type { Broker } from '../src/brokers/broker.js'
 import { RedisBroker } from '../src/brokers/redis-broker.js'
+import { createBroker } from '../src/brokers/index.js'
+import { LocalBroker } from '../src/brokers/local-broker.js'
+import { MemoryStore } from '../src/stores/memory-store.js'
 import { RedisStore } from '../src/stores/redis-store.js'
 import { APPEND } from '../src/stores/redis-scripts.js'
 import { brokerContract } from './broker-contract.js'
@@ -108,4 +111,17 @@ t.test('paired: after Redis lost the log (a new epoch), the new log\'s first seq
   await a.store.append(draft())
   await a.store.append(draft())
   t.same(await a.until(5), [1, 2, 3, 1, 2], 'seq 1 and 2 of the new log')
+})
+
+t.test('createBroker: the broker follows a Redis store (paired), unless told otherwise', async t => {
+  const store = new RedisStore({ redis: REDIS_URL, prefix: prefix() })
+  const followed = createBroker(undefined, { store })
+  t.type(followed, RedisBroker)
+  t.equal((followed as RedisBroker).paired, true, 'reads the stream the store writes')
+  t.equal((createBroker(REDIS_URL, { store }) as RedisBroker).paired, true, 'the same URL: paired')
+  t.type(createBroker('local', { store }), LocalBroker, "'local' overrides it")
+  const other = createBroker('redis://127.0.0.1:6379/1', { store })
+  t.equal((other as RedisBroker).paired, false, 'another Redis: publish adds to its stream')
+  t.type(createBroker(undefined, { store: new MemoryStore() }), LocalBroker, 'no Redis store: local')
+  t.throws(() => createBroker('kafka://x', { store }), TypeError)
 })
