@@ -2,7 +2,7 @@
 // wiring): the broker follows the store, presence and stats are cluster-wide.
 // The child-process suite is test/multi-instance.test.ts.
 import t from 'tap'
-import { build, connect, publish } from './helper.js'
+import { API_KEY, build, connect, publish } from './helper.js'
 import { REDIS_URL, redisPrefixes } from './redis-helper.js'
 import { RedisStore } from '../src/stores/redis-store.js'
 
@@ -19,11 +19,11 @@ t.test('two apps on one Redis: a publish on one reaches a socket on the other; p
   const sent = await publish(one, { category: 'dashboard', title: 'across' })
   const got = await alice.nextOf('notification', 10_000)
   t.equal(got.notification.seq, sent.seq)
-  const presence = await one.app.inject({ method: 'GET', url: '/api/presence?users=alice,__proto__', headers: { authorization: 'Bearer test-api-key' } })
+  const presence = await one.app.inject({ method: 'GET', url: '/api/presence?users=alice,__proto__', headers: { authorization: `Bearer ${API_KEY}` } })
   t.equal(presence.statusCode, 200)
   t.same(presence.json().users.alice.connections, 1, 'alice on the other app')
   t.same(presence.json().users.__proto__, { online: false }, 'an id named __proto__ is an ordinary key')
-  const stats = await one.app.inject({ method: 'GET', url: '/api/notifications/stats', headers: { authorization: 'Bearer test-api-key' } })
+  const stats = await one.app.inject({ method: 'GET', url: '/api/notifications/stats', headers: { authorization: `Bearer ${API_KEY}` } })
   t.same(stats.json().cluster, { instances: 2, connections: 1, users: 1 })
   t.equal(stats.json().connections, 0, 'this instance alone has none')
   t.same(await one.app.notifications.presence(['alice']), await two.app.notifications.presence(['alice']), 'manager.presence() answers the same on both')
