@@ -65,9 +65,10 @@ t.test('README and protocol.md show the default role policy and categories', asy
 
 t.test('README commands work for any PORT', async t => {
   const blocks = [...README.matchAll(/```sh\n([\s\S]*?)```/g)].map(m => m[1]!)
-  for (const block of blocks.filter(b => b.includes('127.0.0.1:'))) {
-    t.notMatch(block, /127\.0\.0\.1:3000/, 'no hard-coded port in a command')
-    t.match(block, /\$PORT/)
+  // The server's own HTTP and WebSocket URLs (a redis:// URL names another service's port).
+  for (const block of blocks.filter(b => /(https?|wss?):\/\/127\.0\.0\.1:/.test(b))) {
+    t.notMatch(block, /(https?|wss?):\/\/127\.0\.0\.1:\d/, 'no hard-coded port in a command')
+    t.match(block, /(https?|wss?):\/\/127\.0\.0\.1:\$(PORT|\{PORT)/, 'the port comes from a variable')
   }
   t.match(README, /export PORT=\$\{PORT:-3000\}/, 'and says how to set it')
 })
