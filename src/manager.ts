@@ -340,7 +340,8 @@ export class NotificationManager implements NotificationService {
         origin: this,
         notification: n,
         recipients: recipients.length,
-        ...(message.publishedAt !== undefined ? { publishedAt: message.publishedAt } : {}),
+        // A message read back from Redis carries no publishedAt: createdAt is the same instant, to the millisecond.
+        publishedAt: message.publishedAt ?? Date.parse(n.createdAt),
         ...(message.requestId !== undefined ? { requestId: message.requestId } : {})
       })
     }
