@@ -11,6 +11,9 @@ import type { AuthenticateFn } from './options.js'
 
 type Publisher = { kind: 'apiKey' } | { kind: 'user', user: User }
 
+/** Whether a revocation refuses a user's token issued at `issuedAt` (epoch ms). */
+export type RevocationCheck = (userId: string, issuedAt: number | undefined) => Promise<boolean>
+
 // One-shot hash (node >= 20.12): cheaper than createHash, and every publish request pays it.
 const sha256 = (s: string) => hash('sha256', s, 'base64url')
 
@@ -51,8 +54,11 @@ export class Auth {
   readonly #apiKeys: ApiKeys
   readonly #policy: RolePolicy
 
-  constructor (opts: { verifyToken?: TokenVerifier, authenticate?: AuthenticateFn, apiKeys: readonly string[], policy: RolePolicy }) {
+  readonly #isRevoked: RevocationCheck | undefined
+
+  constructor (opts: { verifyToken?: TokenVerifier, authenticate?: AuthenticateFn, apiKeys: readonly string[], policy: RolePolicy, isRevoked?: RevocationCheck }) {
     this.verifyToken = opts.verifyToken
+    this.#isRevoked = opts.isRevoked
     this.#authenticate = opts.authenticate
     this.#apiKeys = new ApiKeys(opts.apiKeys)
     this.#policy = opts.policy
@@ -84,8 +90,12 @@ export class Auth {
     if (this.#authenticate) {
       const result = await this.#authenticate(request)
       if (result === null) throw new MissingCredentialsError()
-      const { expiresAt, ...user } = result
-      verified = { user: { id: user.id, role: user.role }, ...(expiresAt !== undefined ? { expiresAt } : {}) }
+      const { expiresAt, issuedAt, ...user } = result
+      verified = {
+        user: { id: user.id, role: user.role },
+        ...(expiresAt !== undefined ? { expiresAt } : {}),
+        ...(issuedAt !== undefined ? { issuedAt } : {})
+      }
     } else {
       const header = bearerToken(request)
       if (header !== undefined && queryToken !== undefined && queryToken !== header) {
@@ -98,6 +108,9 @@ export class Auth {
       verified = await this.#verify(token)
     }
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
+    if (this.#isRevoked && await this.#isRevoked(verified.user.id, verified.issuedAt)) {
+      throw new InvalidTokenError('access revoked: get a new token')
+    }
     return verified
   }
 

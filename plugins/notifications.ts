@@ -16,9 +16,11 @@ import { inboxRoutes } from './inbox-routes.js'
 import { metricsRoute } from './metrics.js'
 import { opsRoutes } from './ops-routes.js'
 import { resolveOptions, type UnifiedNotificationsOptions } from './options.js'
+import { preferenceRoutes } from './preference-routes.js'
 import { publishRoutes } from './publish-routes.js'
 import { configureRestScope } from './rest-scope.js'
 import { ErrorResponse } from './rest-schemas.js'
+import { userRoutes } from './user-routes.js'
 import { websocketRoute } from './websocket-route.js'
 
 declare module 'fastify' {
@@ -53,7 +55,9 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     instance,
     policy,
     logger: log,
-    limits: opts.limits
+    limits: opts.limits,
+    lockedCategories: opts.lockedCategories,
+    maxTokenAgeMs: opts.maxTokenAgeSeconds * 1000
   })
   await manager.start()
   // Retention by age needs a clock, not only appends: a quiet log is pruned too (count is also enforced on append).
@@ -73,7 +77,8 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     ...(opts.jwtSecret !== undefined ? { verifyToken: createTokenVerifier(opts.jwtSecret, { maxAgeSeconds: opts.maxTokenAgeSeconds }) } : {}),
     ...(opts.authenticate !== undefined ? { authenticate: opts.authenticate } : {}),
     apiKeys: opts.apiKeys,
-    policy
+    policy,
+    isRevoked: (userId, issuedAt) => manager.isRevoked(userId, issuedAt)
   })
 
   // The one registration of the error shape: every route here and the legacy ingest route (which depends on this plugin) refer to it.
@@ -84,6 +89,8 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     configureRestScope(scope)
     await scope.register(publishRoutes, { manager, auth, rateLimit: opts.publishRateLimit })
     await scope.register(inboxRoutes, { manager, auth })
+    await scope.register(preferenceRoutes, { manager, auth })
+    await scope.register(userRoutes, { manager, auth })
     await scope.register(opsRoutes, { manager, auth })
     if (opts.metrics !== false) await scope.register(metricsRoute, { manager, auth, metrics: opts.metrics })
     await scope.register(websocketRoute, { manager, auth, path: opts.path, heartbeatMs: opts.heartbeatMs })

@@ -5,12 +5,14 @@ import type { Registry } from 'prom-client'
 import type { Broker } from '../src/brokers/broker.js'
 import { DEFAULT_LIMITS, type Limits } from '../src/limits.js'
 import { DEFAULT_ROLES, type RoleRules } from '../src/policy.js'
+import { DEFAULT_LOCKED_CATEGORIES } from '../src/preferences.js'
 import { DEFAULT_CATEGORIES, type User } from '../src/schemas.js'
 import { DEFAULT_RETENTION, type HistoryStore, type Retention } from '../src/stores/history-store.js'
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from '../src/tokens.js'
 
 /** The host app's own authentication: return the user, or null to refuse (401). */
-export type AuthenticateFn = (request: FastifyRequest) => Promise<(User & { expiresAt?: number }) | null>
+/** `issuedAt` (epoch ms) plays the part of a token's iat: under a revocation, a user without it is refused. */
+export type AuthenticateFn = (request: FastifyRequest) => Promise<(User & { expiresAt?: number, issuedAt?: number }) | null>
 
 export interface UnifiedNotificationsOptions {
   /** HS256 secret for user tokens (NOTIFY_JWT_SECRET). Required unless `authenticate` is given. */
@@ -50,6 +52,8 @@ export interface UnifiedNotificationsOptions {
    * default process metrics; { registry }: the metrics go into the host app's registry, no route. Default false.
    */
   metrics?: boolean | { registry: Registry }
+  /** Categories a user cannot mute (NOTIFY_LOCKED_CATEGORIES), default ['security']; each must be a configured category. */
+  lockedCategories?: string[]
 }
 
 export interface ResolvedOptions {
@@ -71,6 +75,7 @@ export interface ResolvedOptions {
   heartbeatMs: number
   publishRateLimit: { max: number, timeWindowMs: number } | false
   metrics: { registry?: Registry } | false
+  lockedCategories: string[]
 }
 
 export const DEFAULTS = {
@@ -131,6 +136,9 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
   if (typeof metrics !== 'boolean' && (typeof metrics !== 'object' || metrics === null || typeof metrics.registry?.registerMetric !== 'function')) {
     fail('metrics must be a boolean or { registry: a prom-client Registry }')
   }
+  const categories = stringList('categories', opts.categories) ?? [...DEFAULT_CATEGORIES]
+  const lockedCategories = stringList('lockedCategories', opts.lockedCategories) ?? [...DEFAULT_LOCKED_CATEGORIES]
+  for (const c of lockedCategories) if (!categories.includes(c)) fail(`lockedCategories names unknown category '${c}'`)
   return {
     jwtSecret: opts.jwtSecret,
     authenticate: opts.authenticate,
@@ -142,7 +150,7 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
     redis: positiveNumbers('redis', opts.redis, DEFAULTS.redis),
     presenceTtlMs,
     instance: opts.instance,
-    categories: stringList('categories', opts.categories) ?? [...DEFAULT_CATEGORIES],
+    categories,
     roles: opts.roles ?? DEFAULT_ROLES,
     path,
     limits: positiveNumbers('limits', opts.limits, DEFAULT_LIMITS),
@@ -151,6 +159,7 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
     publishRateLimit: opts.publishRateLimit === false
       ? false
       : positiveNumbers('publishRateLimit', opts.publishRateLimit, DEFAULTS.publishRateLimit),
-    metrics: metrics === true ? {} : metrics
+    metrics: metrics === true ? {} : metrics,
+    lockedCategories
   }
 }

@@ -7,7 +7,7 @@ import { markValidated, type NotificationManager } from '../src/manager.js'
 import type { PublishInput, StoredNotification } from '../src/schemas.js'
 import type { Auth } from './auth.js'
 import type { ResolvedOptions } from './options.js'
-import { batchSchema, publishSchema, type BatchBody } from './rest-schemas.js'
+import { batchSchema, publishSchema, type BatchBody, type PublishQuerystring } from './rest-schemas.js'
 
 const result = (n: StoredNotification, duplicate: boolean) => ({ id: n.id, seq: n.seq, createdAt: n.createdAt, duplicate })
 
@@ -24,9 +24,10 @@ export async function publishRoutes (app: FastifyInstance, opts: { manager: Noti
     config.rateLimit = { max: opts.rateLimit.max, timeWindow: opts.rateLimit.timeWindowMs, keyGenerator: (request: FastifyRequest) => auth.credentialOf(request) }
   }
 
-  app.post<{ Body: PublishInput }>('/api/notifications', { schema: publishSchema, onRequest, config }, async (request, reply) => {
+  app.post<{ Body: PublishInput, Querystring: PublishQuerystring }>('/api/notifications', { schema: publishSchema, onRequest, config }, async (request, reply) => {
     // Fastify validated the body against PublishInput already: the manager need not check it twice.
     markValidated([request.body])
+    if (request.query.dryRun === true) return reply.code(200).send(await manager.dryRun(request.body, { source: 'api' }))
     const { notification, duplicate } = await manager.publish(request.body, { source: 'api', requestId: request.id })
     return reply.code(duplicate ? 200 : 202).send(result(notification, duplicate))
   })

@@ -1,7 +1,7 @@
 // Request and response schemas of the REST API (the notification shapes come from src/schemas.ts).
 import { Type, type Static } from '@sinclair/typebox'
 import { MigrationReport } from '../src/migration-report.js'
-import { ClientNotification, PublishInput, PublishResult, ReadIds } from '../src/schemas.js'
+import { Category, ClientNotification, DryRunResult, Preferences, PublishInput, PublishResult, ReadIds } from '../src/schemas.js'
 
 export const ErrorResponse = Type.Object({
   statusCode: Type.Integer(),
@@ -34,14 +34,58 @@ export const ReadBody = Type.Object({
 }, { additionalProperties: false, description: "Either 'ids' or 'all': true" })
 export type ReadBody = Static<typeof ReadBody>
 
+export const PublishQuerystring = Type.Object({
+  dryRun: Type.Optional(Type.Boolean({ description: 'true: validate and say who would get it now; nothing is stored nor delivered' }))
+}, { additionalProperties: false })
+export type PublishQuerystring = Static<typeof PublishQuerystring>
+
+export const PreferencesBody = Type.Object({
+  muted: Type.Array(Category, { maxItems: 64, description: 'Replaces the muted list; [] unmutes everything' })
+}, { additionalProperties: false })
+export type PreferencesBody = Static<typeof PreferencesBody>
+
+export const DisconnectParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128, pattern: '^[^\\u0000-\\u001f]+$' }) })
+export type DisconnectParams = Static<typeof DisconnectParams>
+
+export const DisconnectBody = Type.Object({
+  reason: Type.Optional(Type.String({ maxLength: 500, description: 'Written to the logs' })),
+  revokeTokens: Type.Optional(Type.Boolean({ description: "Also refuse the user's tokens issued up to now" }))
+}, { additionalProperties: false })
+export type DisconnectBody = Static<typeof DisconnectBody>
+
 const security = [{ bearer: [] }]
 
 export const publishSchema = {
   tags: ['publish'],
-  summary: 'Publish one notification',
+  summary: 'Publish one notification (or, with dryRun=true, say who would get it)',
   security,
+  querystring: PublishQuerystring,
   body: PublishInput,
-  response: { 200: PublishResult, 202: PublishResult, ...errors(400, 401, 403, 415, 503) }
+  response: { 200: Type.Union([PublishResult, DryRunResult]), 202: PublishResult, ...errors(400, 401, 403, 415, 503) }
+}
+
+export const getPreferencesSchema = {
+  tags: ['inbox'],
+  summary: "The caller's muted categories, and those that cannot be muted",
+  security,
+  response: { 200: Preferences, ...errors(401, 403) }
+}
+
+export const putPreferencesSchema = {
+  tags: ['inbox'],
+  summary: "Replace the caller's muted categories, on every device at once",
+  security,
+  body: PreferencesBody,
+  response: { 200: Preferences, ...errors(400, 401, 403, 415) }
+}
+
+export const disconnectSchema = {
+  tags: ['operations'],
+  summary: "Close every connection of a user with 4003; optionally refuse the user's current tokens",
+  security,
+  params: DisconnectParams,
+  body: DisconnectBody,
+  response: { 200: Type.Object({ closed: Type.Integer({ minimum: 0 }) }), ...errors(400, 401, 403, 415) }
 }
 
 export const batchSchema = {

@@ -44,7 +44,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
   const live = new Map<WebSocket, Session>()
   /** Sessions whose start() (registration, connected, replay) has not finished yet. */
   const starting = new Set<Session>()
-  const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[], response?: ServerResponse }>()
+  const verified = new WeakMap<FastifyRequest, { token: VerifiedToken, subscriptions: string[], muted: string[], response?: ServerResponse }>()
 
   async function closeAll (): Promise<void> {
     manager.stopAccepting()
@@ -105,7 +105,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       // Shutting down: refuse new sessions even on a keep-alive connection that is still open.
       if (!manager.accepting) throw new UnavailableError('The notification service is shutting down')
       const token = await auth.user(request, (request.query as { token?: string }).token)
-      verified.set(request, { token, subscriptions: [] })
+      verified.set(request, { token, subscriptions: [], muted: [] })
     },
     preHandler: async (request, reply) => {
       const state = verified.get(request)!
@@ -114,16 +114,20 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       const requested = request.query.categories?.split(',').map(s => s.trim()).filter(s => s !== '')
       state.subscriptions = manager.categoriesFor(state.token.user, requested)
       manager.assertCanConnect(state.token.user)
+      // Muted categories are left out even when categories= names them.
+      state.muted = await manager.store.getMuted(state.token.user.id)
     }
   }, (socket, request) => {
-    const { token, subscriptions, response } = verified.get(request)!
+    const { token, subscriptions, muted, response } = verified.get(request)!
     const q = request.query
     const session = new Session({
       manager,
       socket: new WsTransport(socket, request.raw.socket),
       user: token.user,
       ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
+      ...(token.issuedAt !== undefined ? { issuedAt: token.issuedAt } : {}),
       subscriptions,
+      muted,
       legacy: q.legacy === '1' || q.legacy === 'true',
       ...(q.since !== undefined ? { since: q.since } : {}),
       ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),

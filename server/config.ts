@@ -230,6 +230,11 @@ export const ENV_VARIABLES: EnvVariable[] = [
   },
   { name: 'NOTIFY_MAX_TOKEN_AGE', apply: (raw, c) => { c.maxTokenAgeSeconds = Math.max(1, Math.floor(duration(raw) / 1000)) } },
   { name: 'NOTIFY_METRICS', apply: (raw, c) => { c.metrics = onOff(raw) } },
+  {
+    name: 'NOTIFY_LOCKED_CATEGORIES',
+    // Checked against the configured categories when the plugin registers.
+    apply: (raw, c) => { c.lockedCategories = list(raw) }
+  },
   { name: 'NOTIFY_CORS_ORIGINS', apply: (raw, c) => { c.corsOrigins = origins(raw) } },
   { name: 'NOTIFY_BODY_LIMIT', apply: (raw, c) => { c.bodyLimit = size(raw) } },
   { name: 'NOTIFY_PUBLISH_RATE_LIMIT', apply: (raw, c) => { c.publishRateLimit = publishRate(raw) } },

@@ -15,6 +15,7 @@ const CLOSE_CODES: Record<CloseCode, string> & Record<number, string> = {
   [CloseCode.tooBig]: 'frame too big: send smaller frames',
   [CloseCode.internal]: 'internal error: reconnect with backoff, resume',
   [CloseCode.tokenExpired]: 'token expired, or a refresh for another user: get a new token, reconnect, resume',
+  [CloseCode.revoked]: 'access revoked: get a new token (do not retry the old one)',
   [CloseCode.policy]: 'policy: too many bad frames or requests: fix the client; long backoff',
   [CloseCode.slowConsumer]: 'slow consumer: reconnect, resume'
 }
@@ -25,7 +26,8 @@ const CLIENT_FRAMES: Record<ClientFrameType, { summary: string, result: string }
   request_notification_history: { summary: 'A page of the history the user is entitled to, newest first', result: '{notifications, hasMore}' },
   mark_read: { summary: 'Marks notifications (ids) or everything (all) read', result: '{unread}' },
   ping: { summary: 'Application-level ping', result: '{time}' },
-  refresh: { summary: 'Replaces the connection\'s token with a newer one for the same user', result: '{expiresAt}' }
+  refresh: { summary: 'Replaces the connection\'s token with a newer one for the same user', result: '{expiresAt}' },
+  set_preferences: { summary: 'Replaces the user\'s muted categories, on every device at once', result: '{muted, subscriptions}' }
 }
 
 const SERVER_FRAMES: Record<ServerFrameType, string> = {
@@ -35,7 +37,8 @@ const SERVER_FRAMES: Record<ServerFrameType, string> = {
   reply: 'Answers a client frame; id echoes the request\'s id',
   error: `Refuses a client frame; code is one of ${Object.values(FrameErrorCode).join(', ')}`,
   legacy: 'A legacy event, only on connections opened with legacy=1, from adapters that forward them',
-  unread: 'The user\'s unread count after a mark_read on any of their connections (or over REST), with the ids or the seq it covers'
+  unread: 'The user\'s unread count after a mark_read on any of their connections (or over REST), with the ids or the seq it covers',
+  preferences: 'The user\'s muted categories changed (on any device or instance): this connection\'s subscriptions now'
 }
 
 /** A TypeBox schema as plain JSON Schema (TypeBox's symbol keys dropped). */

@@ -72,6 +72,8 @@ export const CloseCode = {
   tooBig: 1009,
   internal: 1011,
   tokenExpired: 4001,
+  /** The user's access was revoked (POST /api/users/<id>/disconnect): get a new token, do not retry the old one. */
+  revoked: 4003,
   policy: 4008,
   slowConsumer: 4009
 } as const

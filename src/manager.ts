@@ -7,6 +7,7 @@ import { hostname } from 'node:os'
 import { TypeCompiler, type ValueError } from '@sinclair/typebox/compiler'
 import { FormatRegistry } from '@sinclair/typebox'
 import type { Broker, BrokerMessage, ControlMessage } from './brokers/broker.js'
+import { describeDryRun } from './dry-run.js'
 import {
   BadRequestError, CloseCode, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
   UnknownCategoryError
@@ -19,11 +20,15 @@ import type { Logger } from './logger.js'
 import type { AdapterReport, MigrationReport } from './migration-report.js'
 import type { NotificationService } from './notification-service.js'
 import { RolePolicy } from './policy.js'
+import { DEFAULT_LOCKED_CATEGORIES, checkMuted } from './preferences.js'
 import { LocalPresence, type ClusterSizes, type Presence, type PresenceEntry } from './presence/presence.js'
 import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
-import { MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type StoredNotification, type User } from './schemas.js'
+import {
+  MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
+} from './schemas.js'
 import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
+import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './tokens.js'
 
 if (!FormatRegistry.Has('date-time')) {
   FormatRegistry.Set('date-time', v => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(v) && !Number.isNaN(Date.parse(v)))
@@ -123,7 +128,25 @@ export interface ManagerOptions {
   presence?: Presence
   /** This instance's id (stats, presence, log lines); default host name and a random suffix. */
   instance?: string
+  /** Categories a user cannot mute (default: security). */
+  lockedCategories?: readonly string[]
+  /** Longest a token is honoured: how long a token revocation is kept (default 24 h). */
+  maxTokenAgeMs?: number
 }
+
+export interface DisconnectOptions {
+  /** Why, for the logs (the client's close reason is always "access revoked: get a new token"). */
+  reason?: string
+  /** Also refuse every token of the user issued up to now (iat at or before this second). */
+  revokeTokens?: boolean
+}
+
+/** Control message: a user's muted categories changed. */
+type PreferencesControl = { type: 'preferences', userId: string, muted: string[] }
+/** Control message: close every connection of a user with 4003. */
+type DisconnectControl = { type: 'disconnect', userId: string }
+
+export const REVOKED_REASON = 'access revoked: get a new token'
 
 export class NotificationManager implements NotificationService {
   readonly store: HistoryStore
@@ -135,6 +158,9 @@ export class NotificationManager implements NotificationService {
   /** This instance's id, unique among the instances of a deployment. */
   readonly instance: string
   readonly #presence: Presence
+  readonly lockedCategories: readonly string[]
+  readonly #locked: ReadonlySet<string>
+  readonly #maxTokenAgeMs: number
   readonly #reports = new Map<string, MigrationReportProvider>()
   readonly #internals = new Map<string, InternalsProvider>()
   #published = 0
@@ -151,6 +177,9 @@ export class NotificationManager implements NotificationService {
     this.instance = opts.instance ?? `${hostname()}-${randomUUID().slice(0, 8)}`
     this.#presence = opts.presence ?? new LocalPresence()
     this.registry.onUserChange = userId => this.#presence.changed(userId)
+    this.lockedCategories = [...new Set(opts.lockedCategories ?? DEFAULT_LOCKED_CATEGORIES)]
+    this.#locked = new Set(this.lockedCategories)
+    this.#maxTokenAgeMs = opts.maxTokenAgeMs ?? DEFAULT_MAX_TOKEN_AGE_SECONDS * 1000
   }
 
   async start (): Promise<void> {
@@ -396,13 +425,17 @@ export class NotificationManager implements NotificationService {
     return { complete: since >= pruned, replay: true }
   }
 
-  async unread (user: User): Promise<number> {
+  /** Unread entitled notifications, muted categories left out (`muted`: the user's, when the caller holds them). */
+  async unread (user: User, muted?: readonly string[]): Promise<number> {
+    const leftOut = new Set(muted ?? await this.store.getMuted(user.id))
+    const categories = this.policy.visibleTo(user.role).filter(c => !leftOut.has(c))
+    if (categories.length === 0) return 0
     // The stores cap the count themselves; the min holds the documented cap for a custom store too.
-    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, this.policy.visibleTo(user.role), Date.now()))
+    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, categories, Date.now()))
   }
 
-  /** Marks `ids`, or everything (`all: true`), read: exactly one of the two; tells every connection of the user, on every instance, the new count. */
-  async markRead (user: User, what: MarkReadRequest): Promise<number> {
+  /** Marks `ids`, or everything (`all: true`), read: exactly one of the two. Resolves with the unread count (muted categories left out). */
+  async markRead (user: User, what: MarkReadRequest, muted?: readonly string[]): Promise<number> {
     if (what.all !== undefined && what.ids !== undefined) throw new BadRequestError("mark_read takes either 'ids' or 'all': true, not both")
     let read: { ids: string[] } | { through: number }
     if (what.all === true) {
@@ -415,7 +448,7 @@ export class NotificationManager implements NotificationService {
     } else {
       throw new BadRequestError("mark_read needs 'ids' (1 to 500) or 'all': true")
     }
-    const unread = await this.unread(user)
+    const unread = await this.unread(user, muted)
     // The read state is stored: a failed fan-out only leaves other devices' badges stale until they reconnect.
     try {
       await this.broker.publishControl({ type: UNREAD_CONTROL, user: user.id, unread, ...read })
@@ -425,22 +458,118 @@ export class NotificationManager implements NotificationService {
     return unread
   }
 
-  /** Broker callback for control messages: applies one to this instance's connections. */
-  applyControl (message: ControlMessage): void {
-    if (message.type === UNREAD_CONTROL) {
-      const { user, unread, ids, through } = message
-      if (typeof user !== 'string' || typeof unread !== 'number') return
-      const conns = this.registry.ofUser(user)
-      if (conns.size === 0) return
-      const frame: SharedFrame = {
-        text: unreadFrame({
-          unread,
-          ...(Array.isArray(ids) ? { ids: ids.filter((id): id is string => typeof id === 'string') } : {}),
-          ...(typeof through === 'number' ? { through } : {})
-        })
-      }
-      for (const conn of conns) conn.deliverFrame(frame)
+  // ---- preferences ----------------------------------------------------------------
+
+  async preferences (user: User): Promise<Preferences> {
+    return { muted: await this.store.getMuted(user.id), locked: [...this.lockedCategories] }
+  }
+
+  /** The user's muted categories: stored, then applied to every connection of theirs on every instance. */
+  async setPreferences (user: User, muted: readonly string[]): Promise<Preferences> {
+    const checked = checkMuted(this.policy, this.#locked, user, muted)
+    await this.store.setMuted(user.id, checked)
+    const control: PreferencesControl = { type: 'preferences', userId: user.id, muted: checked }
+    try {
+      await this.broker.publishControl(control)
+    } catch (err) {
+      // Stored: every later connect applies it; only already-open connections elsewhere miss it.
+      this.log.error({ err, userId: user.id }, 'broker control publish failed; preferences stored')
     }
+    return { muted: checked, locked: [...this.lockedCategories] }
+  }
+
+  // ---- revocation -----------------------------------------------------------------
+
+  /**
+   * Closes every connection of the user, on every instance, with 4003; with revokeTokens,
+   * refuses their tokens issued up to this second for as long as such a token could be valid.
+   * `closed` counts them on every instance (from presence; this instance's alone when presence cannot answer).
+   */
+  async disconnectUser (userId: string, opts: DisconnectOptions = {}): Promise<{ closed: number }> {
+    if (opts.revokeTokens === true) {
+      const now = Date.now()
+      await this.store.revokeTokens(userId, Math.floor(now / 1000), now + this.#maxTokenAgeMs)
+    }
+    const closed = await this.#connectionsOf(userId)
+    const control: DisconnectControl = { type: 'disconnect', userId }
+    await this.broker.publishControl(control)
+    this.log.info({ userId, reason: opts.reason, revokeTokens: opts.revokeTokens === true, closed }, 'user disconnected')
+    return { closed }
+  }
+
+  /** Whether a revocation refuses this user's token issued at `issuedAt` (epoch ms; a token without iat is refused). */
+  async isRevoked (userId: string, issuedAt: number | undefined): Promise<boolean> {
+    const cut = await this.store.revokedThrough(userId, Date.now())
+    if (cut === 0) return false
+    // The cut is in whole seconds, as iat is.
+    return issuedAt === undefined || Math.floor(issuedAt / 1000) <= cut
+  }
+
+  async #connectionsOf (userId: string): Promise<number> {
+    try {
+      const entry = (await this.presence([userId]))[userId]
+      return entry?.online === true ? entry.connections : 0
+    } catch (err) {
+      this.log.warn({ err, userId }, 'presence unavailable: counting this instance only')
+      return this.registry.ofUser(userId).size
+    }
+  }
+
+  /** Broker control callback, on every instance: applies an instruction to this instance's connections. */
+  applyControl (m: ControlMessage): void {
+    if (m.type === UNREAD_CONTROL) {
+      this.#applyUnread(m)
+      return
+    }
+    const userId = m.userId
+    if (typeof userId !== 'string') {
+      this.log.warn({ type: m.type }, 'control message without a userId ignored')
+      return
+    }
+    // A copy: closing a connection removes it from the registry's set.
+    const connections = [...this.registry.ofUser(userId)]
+    switch (m.type) {
+      case 'preferences': {
+        const muted = Array.isArray(m.muted) ? m.muted.filter((c): c is string => typeof c === 'string') : []
+        for (const conn of connections) conn.applyMuted(muted)
+        break
+      }
+      case 'disconnect':
+        for (const conn of connections) conn.close(CloseCode.revoked, REVOKED_REASON)
+        break
+      default:
+        this.log.warn({ type: m.type }, 'unknown control message ignored')
+    }
+  }
+
+  #applyUnread (message: ControlMessage): void {
+    const { user, unread, ids, through } = message
+    if (typeof user !== 'string' || typeof unread !== 'number') return
+    const conns = this.registry.ofUser(user)
+    if (conns.size === 0) return
+    const frame: SharedFrame = {
+      text: unreadFrame({
+        unread,
+        ...(Array.isArray(ids) ? { ids: ids.filter((id): id is string => typeof id === 'string') } : {}),
+        ...(typeof through === 'number' ? { through } : {})
+      })
+    }
+    for (const conn of conns) conn.deliverFrame(frame)
+  }
+
+  // ---- dry run ----------------------------------------------------------------------
+
+  /** Validates as publish() does, then says who would get it now; stores, delivers and counts nothing. */
+  async dryRun (input: PublishInput, opts: Pick<PublishOptions, 'source'> = {}): Promise<DryRunResult> {
+    this.#assertAccepting()
+    const draft = this.#prepare(input, opts.source ?? 'app')
+    const named = draft.audience?.users ?? []
+    const [duplicateOf, collapses, muted] = await Promise.all([
+      input.idempotencyKey !== undefined ? this.store.idOfIdempotencyKey(input.idempotencyKey) : null,
+      input.collapseKey !== undefined ? this.store.idOfCollapseKey(input.collapseKey) : null,
+      named.length > 0 ? this.store.getMutedMany(named) : new Map<string, string[]>()
+    ])
+    return describeDryRun(this.registry, this.policy, draft, { duplicateOf, collapses, muted })
   }
 
   // ---- connections ----------------------------------------------------------------

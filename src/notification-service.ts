@@ -2,11 +2,12 @@
 // manager's public surface, without its registry, store, broker or delivery.
 // The WebSocket and REST plugins get the manager itself; everyone else gets this.
 import type {
-  HistoryOptions, HistoryPage, InternalSizes, ManagerStats, MarkReadRequest, MigrationReportProvider, PublishOptions, PublishOutcome
+  DisconnectOptions, HistoryOptions, HistoryPage, InternalSizes, ManagerStats, MarkReadRequest, MigrationReportProvider, PublishOptions,
+  PublishOutcome
 } from './manager.js'
 import type { MigrationReport } from './migration-report.js'
 import type { ClusterSizes, PresenceEntry } from './presence/presence.js'
-import type { PublishInput, User } from './schemas.js'
+import type { DryRunResult, Preferences, PublishInput, User } from './schemas.js'
 
 export interface NotificationService {
   /** Validates, stores and delivers one notification; a repeated idempotencyKey returns the first one. */
@@ -34,4 +35,12 @@ export interface NotificationService {
   /** An adapter's migration counters, read at each migration() call. */
   registerMigrationReport (adapter: string, provider: MigrationReportProvider): void
   unregisterMigrationReport (adapter: string): void
+  /** Validates as publish() does and says who would get it now, and why not; stores, delivers and counts nothing. */
+  dryRun (input: PublishInput, opts?: Pick<PublishOptions, 'source'>): Promise<DryRunResult>
+  /** The user's muted categories and the locked ones. */
+  preferences (user: User): Promise<Preferences>
+  /** Replaces the user's muted categories, applied at once to every connection of theirs on every instance. */
+  setPreferences (user: User, muted: readonly string[]): Promise<Preferences>
+  /** Closes every connection of the user (4003) on every instance; with revokeTokens, refuses their current tokens. */
+  disconnectUser (userId: string, opts?: DisconnectOptions): Promise<{ closed: number }>
 }

@@ -6,7 +6,7 @@ import sjson from 'secure-json-parse'
 import { FrameErrorCode } from './errors.js'
 import {
   ConnectedFrame, ErrorFrame, HistoryFrame, LegacyFrame, MarkReadFrame, NotificationFrame, PingFrame, RefreshFrame, ReplayedFrame,
-  ReplyFrame, SubscribeFrame, UnreadFrame, UnsubscribeFrame, type ClientFrame, type ClientNotification
+  ReplyFrame, SetPreferencesFrame, PreferencesFrame, SubscribeFrame, UnreadFrame, UnsubscribeFrame, type ClientFrame, type ClientNotification
 } from './schemas.js'
 
 export const PROTOCOL_VERSION = 1
@@ -18,7 +18,8 @@ export const CLIENT_FRAME_SCHEMAS = {
   request_notification_history: HistoryFrame, // → reply {notifications, hasMore}
   mark_read: MarkReadFrame, // → reply {unread}
   ping: PingFrame, // → reply {time}
-  refresh: RefreshFrame // → reply {expiresAt}
+  refresh: RefreshFrame, // → reply {expiresAt}
+  set_preferences: SetPreferencesFrame // → reply {muted, subscriptions}
 } as const
 
 /** Server → client frame types and their schemas. */
@@ -29,7 +30,8 @@ export const SERVER_FRAME_SCHEMAS = {
   reply: ReplyFrame, // answers a client frame
   error: ErrorFrame, // refuses a client frame
   legacy: LegacyFrame, // legacy=1 connections only
-  unread: UnreadFrame // the user's unread count changed by a mark_read on any of their connections
+  unread: UnreadFrame, // the user's unread count changed by a mark_read on any of their connections
+  preferences: PreferencesFrame // the user's muted categories changed
 } as const
 
 /** Each client frame type with its compiled check. A Map, so '__proto__' or 'toString' is simply unknown. */
@@ -122,4 +124,8 @@ export function legacyFrame (event: string, data: unknown): string {
 
 export function unreadFrame (f: Omit<UnreadFrame, 'type'>): string {
   return JSON.stringify({ type: 'unread', ...f })
+}
+
+export function preferencesFrame (muted: readonly string[], subscriptions: readonly string[]): string {
+  return JSON.stringify({ type: 'preferences', muted, subscriptions })
 }

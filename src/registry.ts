@@ -17,7 +17,9 @@ export interface Connection {
   deliver (seq: number, frame: SharedFrame): void
   /** Sends a legacy frame shared by every recipient. */
   deliverLegacy (frame: SharedFrame): void
-  /** Closes the connection with a WebSocket close code (a delivery to it failed: 1011). */
+  /** Applies the user's muted categories, changed on any instance: subscriptions shrink or grow back, the client is told. */
+  applyMuted (muted: readonly string[]): void
+  /** Closes the connection with a WebSocket close code (a delivery to it failed: 1011; a revocation: 4003). */
   close (code: number, reason: string): void
   /** Sends a frame outside the notification stream (e.g. `unread`), in order with the others, never deduplicated. */
   deliverFrame (frame: SharedFrame): void

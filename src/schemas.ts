@@ -161,6 +161,10 @@ export const RefreshFrame = Type.Object(
   { type: Type.Literal('refresh'), id: RequestId, token: Type.String({ minLength: 1, maxLength: 8192 }) },
   { additionalProperties: false }
 )
+export const SetPreferencesFrame = Type.Object(
+  { type: Type.Literal('set_preferences'), id: RequestId, muted: Type.Array(Category, { maxItems: 64 }) },
+  { additionalProperties: false }
+)
 
 export type SubscribeFrame = Static<typeof SubscribeFrame>
 export type UnsubscribeFrame = Static<typeof UnsubscribeFrame>
@@ -168,7 +172,8 @@ export type HistoryFrame = Static<typeof HistoryFrame>
 export type MarkReadFrame = Static<typeof MarkReadFrame>
 export type PingFrame = Static<typeof PingFrame>
 export type RefreshFrame = Static<typeof RefreshFrame>
-export type ClientFrame = SubscribeFrame | UnsubscribeFrame | HistoryFrame | MarkReadFrame | PingFrame | RefreshFrame
+export type SetPreferencesFrame = Static<typeof SetPreferencesFrame>
+export type ClientFrame = SubscribeFrame | UnsubscribeFrame | HistoryFrame | MarkReadFrame | PingFrame | RefreshFrame | SetPreferencesFrame
 
 // ---- Server → client frames -------------------------------------------------
 
@@ -207,7 +212,12 @@ export const UnreadFrame = Type.Object({
   ids: Type.Optional(Type.Array(Type.String(), { description: 'The notifications marked read (mark_read with ids)' })),
   through: Type.Optional(Type.Integer({ minimum: 0, description: 'Everything up to this seq was marked read (mark_read all)' }))
 })
-export const ServerFrame = Type.Union([ConnectedFrame, NotificationFrame, ReplayedFrame, ReplyFrame, ErrorFrame, LegacyFrame, UnreadFrame])
+export const PreferencesFrame = Type.Object({
+  type: Type.Literal('preferences'),
+  muted: Type.Array(Type.String()),
+  subscriptions: Type.Array(Type.String())
+}, { description: "The user's muted categories changed (from any device): this connection's subscriptions now" })
+export const ServerFrame = Type.Union([ConnectedFrame, NotificationFrame, ReplayedFrame, ReplyFrame, ErrorFrame, LegacyFrame, UnreadFrame, PreferencesFrame])
 
 export type ConnectedFrame = Static<typeof ConnectedFrame>
 export type NotificationFrame = Static<typeof NotificationFrame>
@@ -216,4 +226,25 @@ export type ReplyFrame = Static<typeof ReplyFrame>
 export type ErrorFrame = Static<typeof ErrorFrame>
 export type LegacyFrame = Static<typeof LegacyFrame>
 export type UnreadFrame = Static<typeof UnreadFrame>
+export type PreferencesFrame = Static<typeof PreferencesFrame>
 export type ServerFrame = Static<typeof ServerFrame>
+
+// ---- Preferences and dry run (REST) -------------------------------------------
+
+export const Preferences = Type.Object({
+  muted: Type.Array(Type.String(), { description: 'Categories left out of live delivery and unread counts, on every device' }),
+  locked: Type.Array(Type.String(), { description: 'Categories that cannot be muted' })
+})
+export type Preferences = Static<typeof Preferences>
+
+export const AudienceStatus = Type.Union([Type.Literal('online'), Type.Literal('offline'), Type.Literal('muted'), Type.Literal('not_entitled')])
+export type AudienceStatus = Static<typeof AudienceStatus>
+
+export const DryRunResult = Type.Object({
+  dryRun: Type.Literal(true),
+  duplicateOf: Type.Union([Type.String(), Type.Null()], { description: 'The notification a publish would return instead (its idempotencyKey was seen)' }),
+  collapses: Type.Union([Type.String(), Type.Null()], { description: 'The notification a publish would replace in history (same collapseKey)' }),
+  recipients: Type.Object({ connections: Type.Integer({ minimum: 0 }), users: Type.Integer({ minimum: 0 }) }),
+  audience: Type.Record(Type.String(), AudienceStatus, { description: 'For each user the audience names: whether and why they would get it now' })
+})
+export type DryRunResult = Static<typeof DryRunResult>

@@ -6,9 +6,10 @@ import { systemClock, type Clock, type ClockTimer } from './clock.js'
 import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownCategoryError, frameErrorOf } from './errors.js'
 import { events } from './events.js'
 import type { Logger } from './logger.js'
-import type { NotificationManager } from './manager.js'
+import { REVOKED_REASON, type NotificationManager } from './manager.js'
+import { effectiveSubscriptions } from './preferences.js'
 import {
-  connectedFrame, errorFrame, notificationFrame, parseClientFrame, replayedFrame, replyFrame, type SharedFrame
+  connectedFrame, errorFrame, notificationFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame, type SharedFrame
 } from './protocol.js'
 import type { Connection } from './registry.js'
 import type { ClientFrame, User } from './schemas.js'
@@ -34,8 +35,12 @@ export interface SessionOptions {
   user: User
   /** Epoch ms at which the credentials expire (close 4001 unless refreshed). */
   expiresAt?: number
-  /** Initial subscriptions, already checked against the role policy. */
+  /** Epoch ms the credentials were issued at (a token's iat), checked again against revocations once registered. */
+  issuedAt?: number
+  /** Initial subscriptions, already checked against the role policy (muted ones are left out here). */
   subscriptions: readonly string[]
+  /** The user's muted categories as read before the upgrade (checked again once registered). */
+  muted?: readonly string[]
   /** Opened with legacy=1. */
   legacy?: boolean
   /** Resume cursor: replay everything entitled after it. */
@@ -63,12 +68,28 @@ export const CLOSE_GRACE_MS = 2000
 /** What ws reports when the peer dropped the connection without a close frame. */
 const ABNORMAL_CLOSURE = 1006
 
+function sameMembers (list: readonly string[], set: ReadonlySet<string>): boolean {
+  return list.length === set.size && list.every(c => set.has(c))
+}
+
+/** Shared by every connection of a user who muted nothing (most of them): no Set each. */
+const NOTHING_MUTED: ReadonlySet<string> = new Set()
+
 export class Session implements Connection {
   readonly id = randomUUID()
   readonly openedAt = Date.now()
   readonly user: User
   readonly legacy: boolean
+  /** What this connection receives: what it asked for, less the user's muted categories. */
   readonly subscriptions: Set<string>
+  /**
+   * What the client asked for (connect, subscribe, unsubscribe), muted or not: unmuting restores it.
+   * Kept only while something is muted; otherwise it is `subscriptions` itself.
+   */
+  #wanted: Set<string> | undefined
+  #muted: ReadonlySet<string> = NOTHING_MUTED
+  /** `connected` is written: later preference changes are announced with a frame. */
+  #announced = false
   readonly #manager: NotificationManager
   readonly #socket: SocketLike
   readonly #log: Logger
@@ -104,15 +125,21 @@ export class Session implements Connection {
   #resolveStarted!: () => void
 
   /** What only start() needs; let go once it is done, so an open connection does not keep its options. */
-  #start: Pick<SessionOptions, 'since' | 'epoch' | 'reqId'> | undefined
+  #start: Pick<SessionOptions, 'since' | 'epoch' | 'reqId' | 'issuedAt'> | undefined
 
   constructor (opts: SessionOptions) {
-    this.#start = { since: opts.since, epoch: opts.epoch, reqId: opts.reqId }
+    this.#start = { since: opts.since, epoch: opts.epoch, reqId: opts.reqId, issuedAt: opts.issuedAt }
     this.#manager = opts.manager
     this.#socket = opts.socket
     this.user = opts.user
     this.legacy = opts.legacy === true
-    this.subscriptions = new Set(opts.subscriptions)
+    if (opts.muted !== undefined && opts.muted.length > 0) {
+      this.#muted = new Set(opts.muted)
+      this.#wanted = new Set(opts.subscriptions)
+      this.subscriptions = new Set(effectiveSubscriptions(this.#wanted, this.#muted))
+    } else {
+      this.subscriptions = new Set(opts.subscriptions)
+    }
     this.#verifyToken = opts.verifyToken
     this.#clock = opts.clock ?? systemClock
     // No child logger per session: its bindings would be held by every idle connection.
@@ -157,8 +184,25 @@ export class Session implements Connection {
     if (events.connectionOpened.hasSubscribers) events.connectionOpened.publish({ origin: manager, sessionId: this.id, user: this.user })
     this.#armExpiry()
     try {
-      const [lastSeq, unread] = await Promise.all([manager.store.lastSeq(), manager.unread(this.user)])
+      const initialMuted = [...this.#muted]
+      const [lastSeq, firstUnread, muted, revoked] = await Promise.all([
+        manager.store.lastSeq(), manager.unread(this.user, initialMuted), manager.store.getMuted(this.user.id),
+        // A revocation between the handshake's check and registration found no connection to close: close it here.
+        manager.isRevoked(this.user.id, this.#start?.issuedAt)
+      ])
       if (this.#closed) return
+      if (revoked) {
+        this.close(CloseCode.revoked, REVOKED_REASON)
+        return
+      }
+      // Read again once registered: a change stored before registration sent its control message too early for us.
+      let unread = firstUnread
+      if (!sameMembers(muted, this.#muted)) {
+        this.applyMuted(muted)
+        unread = await manager.unread(this.user, muted)
+        if (this.#closed) return
+      }
+      this.#announced = true
       this.#write(connectedFrame({
         sessionId: this.id,
         user: { id: this.user.id, role: this.user.role },
@@ -360,15 +404,21 @@ export class Session implements Connection {
     switch (frame.type) {
       case 'subscribe_category': {
         const categories = this.#manager.categoriesFor(this.user, frame.categories)
-        for (const c of categories) this.subscriptions.add(c)
-        this.#manager.registry.subscribe(this, categories)
+        for (const c of categories) this.#wanted?.add(c)
+        // A muted category is remembered as wanted and received once unmuted.
+        const added = effectiveSubscriptions(categories, this.#muted)
+        for (const c of added) this.subscriptions.add(c)
+        this.#manager.registry.subscribe(this, added)
         return { subscriptions: [...this.subscriptions] }
       }
       case 'unsubscribe_category': {
         for (const c of frame.categories) {
           if (!this.#manager.policy.hasCategory(c)) throw new UnknownCategoryError(c)
         }
-        for (const c of frame.categories) this.subscriptions.delete(c)
+        for (const c of frame.categories) {
+          this.#wanted?.delete(c)
+          this.subscriptions.delete(c)
+        }
         this.#manager.registry.unsubscribe(this, frame.categories)
         return { subscriptions: [...this.subscriptions] }
       }
@@ -382,7 +432,13 @@ export class Session implements Connection {
         return { notifications: page.notifications, hasMore: page.hasMore }
       }
       case 'mark_read':
-        return { unread: await this.#manager.markRead(this.user, frame) }
+        return { unread: await this.#manager.markRead(this.user, frame, [...this.#muted]) }
+      case 'set_preferences': {
+        const prefs = await this.#manager.setPreferences(this.user, frame.muted)
+        // Applied here at once, so the reply says what this connection now receives; the control message repeats it.
+        this.#apply(prefs.muted, false)
+        return { muted: prefs.muted, subscriptions: [...this.subscriptions] }
+      }
       case 'ping':
         return { time: new Date(this.#clock.now()).toISOString() }
       case 'refresh':
@@ -404,9 +460,37 @@ export class Session implements Connection {
       this.close(CloseCode.tokenExpired, 'refresh token is for another user')
       return undefined
     }
+    if (await this.#manager.isRevoked(this.user.id, verified.issuedAt)) {
+      this.#log.warn(this.#ids(), 'refresh with a revoked token: closing')
+      this.close(CloseCode.revoked, REVOKED_REASON)
+      return undefined
+    }
     this.#expiresAt = verified.expiresAt
     this.#armExpiry()
     return { expiresAt: verified.expiresAt === undefined ? null : new Date(verified.expiresAt).toISOString() }
+  }
+
+  // ---- preferences ------------------------------------------------------------------
+
+  /** The user's muted categories changed (on any instance): subscriptions follow, and the client is told. */
+  applyMuted (muted: readonly string[]): void {
+    this.#apply(muted, true)
+  }
+
+  #apply (muted: readonly string[], announce: boolean): void {
+    if (this.#closed) return
+    const wanted = this.#wanted ?? new Set(this.subscriptions)
+    this.#muted = muted.length > 0 ? new Set(muted) : NOTHING_MUTED
+    this.#wanted = muted.length > 0 ? wanted : undefined
+    const next = new Set(effectiveSubscriptions(wanted, this.#muted))
+    const gone = [...this.subscriptions].filter(c => !next.has(c))
+    const back = [...next].filter(c => !this.subscriptions.has(c))
+    for (const c of gone) this.subscriptions.delete(c)
+    for (const c of back) this.subscriptions.add(c)
+    this.#manager.registry.unsubscribe(this, gone)
+    this.#manager.registry.subscribe(this, back)
+    // Before `connected`, that frame carries the subscriptions itself.
+    if (announce && this.#announced) this.#write(preferencesFrame([...this.#muted], [...this.subscriptions]))
   }
 
   #armExpiry (): void {

@@ -14,6 +14,7 @@ export interface VerifiedToken {
   issuedAt?: number
 }
 
+
 export class TokenError extends Error {}
 
 export type TokenVerifier = (token: string) => Promise<VerifiedToken>
@@ -73,5 +74,6 @@ export async function signToken (secret: string, opts: SignOptions): Promise<str
   const key = Buffer.from(secret)
   if (typeof exp === 'string') return createSigner({ key, algorithm: 'HS256', expiresIn: exp })({ sub: opts.sub, role: opts.role })
   const now = Math.floor(Date.now() / 1000)
-  return createSigner({ key, algorithm: 'HS256', noTimestamp: true })({ sub: opts.sub, role: opts.role, iat: now, exp: now + exp })
+  // An explicit iat is kept by the signer (noTimestamp would drop it, and revocations need it).
+  return createSigner({ key, algorithm: 'HS256' })({ sub: opts.sub, role: opts.role, iat: now, exp: now + exp })
 }

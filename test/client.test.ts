@@ -451,3 +451,33 @@ t.test('unread stays in step across two devices of one user: new notifications, 
   t.equal(other.client.unread, 1, "another user's count is untouched by alice's mark_read: one operation unread")
   t.equal(await h.app.notifications.unread({ id: 'bob', role: 'user' }), 1)
 })
+
+t.test('setPreferences mutes on every device: the other client gets the preferences event', async t => {
+  const h = await build(t)
+  const { client: phone } = await open(t, h, 'alice')
+  const { client: laptop } = await open(t, h, 'alice')
+  await Promise.all([nextEvent(phone, 'connected'), nextEvent(laptop, 'connected')])
+  const onLaptop = nextEvent(laptop, 'preferences')
+  t.strictSame(await phone.setPreferences(['maintenance']), { muted: ['maintenance'], subscriptions: ['system', 'dashboard', 'user'] })
+  const frame = await onLaptop
+  t.strictSame(frame.muted, ['maintenance'])
+  t.strictSame(frame.subscriptions, ['system', 'dashboard', 'user'])
+  await t.rejects(phone.setPreferences(['security']), { code: 'forbidden' }, 'a locked category is refused')
+})
+
+t.test('4003 (access revoked): a fixed token is not retried; a token function fetches a new one and reconnects', async t => {
+  const h = await build(t)
+  const { client: fixed } = await open(t, h, 'alice')
+  let fetched = 0
+  const { client: renewing } = await open(t, h, 'alice', 'user', { token: async () => { fetched++; return h.token('alice') } })
+  await Promise.all([nextEvent(fixed, 'connected'), nextEvent(renewing, 'connected')])
+  const closes = [nextEvent(fixed, 'close'), nextEvent(renewing, 'close')] as const
+  const reconnected = new Promise<void>(resolve => { renewing.on('connected', () => resolve()) })
+  await h.app.notifications.disconnectUser('alice')
+  const [fixedClose, renewingClose] = await Promise.all(closes)
+  t.strictSame(fixedClose, { code: 4003, reason: 'access revoked: get a new token', willReconnect: false })
+  t.equal(renewingClose.code, 4003)
+  t.equal(renewingClose.willReconnect, true)
+  await within(reconnected, 3000, 'the reconnect with a new token')
+  t.equal(fetched, 2, 'a new token was fetched for the reconnect')
+})

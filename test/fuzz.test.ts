@@ -24,7 +24,7 @@ const anyValue = fc.oneof(
   fc.array(fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom(...CATEGORIES), fc.integer()), { maxLength: 80 }),
   fc.dictionary(fc.string({ maxLength: 8 }), fc.string({ maxLength: 8 }), { maxKeys: 4 })
 )
-const fieldName = fc.constantFrom('id', 'categories', 'limit', 'before', 'unreadOnly', 'ids', 'all', 'token', 'type', '__proto__', 'constructor', 'extra')
+const fieldName = fc.constantFrom('id', 'categories', 'limit', 'before', 'unreadOnly', 'ids', 'all', 'token', 'muted', 'type', '__proto__', 'constructor', 'extra')
 
 /** A frame shaped like a client frame, with random fields and values. */
 const shapedFrame = fc.record({
@@ -43,7 +43,8 @@ const validFrames = [
   '{"type":"request_notification_history","id":"c","limit":3,"categories":["system"]}',
   '{"type":"mark_read","id":"d","all":true}',
   '{"type":"ping","id":"e"}',
-  '{"type":"refresh","id":"f","token":"a.b.c"}'
+  '{"type":"refresh","id":"f","token":"a.b.c"}',
+  '{"type":"set_preferences","id":"g","muted":["maintenance"]}'
 ]
 const mutatedFrame = fc.record({
   base: fc.constantFrom(...validFrames),

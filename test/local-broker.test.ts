@@ -75,6 +75,7 @@ t.test('the manager logs a delivery that throws, and keeps delivering', async t 
       got.push(title)
     },
     deliverLegacy () {},
+    applyMuted () {},
     close () {},
     deliverFrame () {}
   })

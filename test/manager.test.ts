@@ -42,6 +42,8 @@ interface FakeConnection extends Connection {
   otherFrames: string[]
   /** The frame objects as delivered: one object shared by every recipient. */
   sharedFrames: SharedFrame[]
+  /** Muted lists applied by control messages, in order. */
+  mutedApplied: string[][]
   closes: Array<{ code: number, reason: string }>
 }
 function fake (user: User, subscriptions: string[], legacy = false): FakeConnection {
@@ -63,7 +65,9 @@ function fake (user: User, subscriptions: string[], legacy = false): FakeConnect
       frames.push({ seq, frame: frame.text })
     },
     deliverLegacy (frame) { legacyFrames.push(frame.text) },
+    mutedApplied: [],
     closes: [],
+    applyMuted (muted) { this.mutedApplied.push([...muted]) },
     close (code, reason) { this.closes.push({ code, reason }) },
     deliverFrame (frame) { otherFrames.push(frame.text) }
   }
@@ -566,4 +570,54 @@ t.test('a recipient whose send throws is logged and closed with 1011; every othe
     { msg: /delivery failed/, sessionId: faulty.id, err: { message: 'legacy send exploded' } }
   ])
   t.equal(manager.stats().delivered, 3, 'counted as delivered to the three recipients')
+})
+
+t.test('control messages reach only the named user\'s connections: preferences applied, disconnect closes 4003', async t => {
+  const { manager } = await setup(t)
+  const a1 = fake(alice, ['system'])
+  const a2 = fake(alice, ['dashboard'])
+  const b = fake(bob, ['system'])
+  for (const c of [a1, a2, b]) manager.registry.add(c)
+  const prefs = await manager.setPreferences(alice, ['maintenance'])
+  t.strictSame(prefs, { muted: ['maintenance'], locked: ['security'] })
+  await brokerTurn()
+  t.strictSame(a1.mutedApplied, [['maintenance']])
+  t.strictSame(a2.mutedApplied, [['maintenance']])
+  t.strictSame(b.mutedApplied, [], 'another user is untouched')
+  t.strictSame(await manager.preferences(alice), { muted: ['maintenance'], locked: ['security'] })
+
+  t.strictSame(await manager.disconnectUser('alice', { reason: 'test' }), { closed: 2 })
+  await brokerTurn()
+  t.strictSame(a1.closes, [{ code: 4003, reason: 'access revoked: get a new token' }])
+  t.strictSame(a2.closes, [{ code: 4003, reason: 'access revoked: get a new token' }])
+  t.strictSame(b.closes, [])
+})
+
+t.test('setPreferences refuses locked, unknown and invisible categories and stores nothing', async t => {
+  const { manager, store } = await setup(t)
+  await t.rejects(manager.setPreferences(alice, ['security']), { code: 'UN_FORBIDDEN' })
+  await t.rejects(manager.setPreferences(alice, ['billing']), { code: 'UN_UNKNOWN_CATEGORY' })
+  await t.rejects(manager.setPreferences(alice, ['admin']), { code: 'UN_BAD_REQUEST' })
+  await t.rejects(manager.setPreferences(alice, ['maintenance', 'admin']), { code: 'UN_BAD_REQUEST' }, 'one bad entry refuses the whole list')
+  t.strictSame(await store.getMuted('alice'), [])
+})
+
+t.test('unread leaves muted categories out; a broker that fails a control message does not fail setPreferences', async t => {
+  const failing: Broker = {
+    start: async (handler) => { await new LocalBroker().start(handler) },
+    publish: async () => {},
+    publishControl: async () => { throw new Error('broker down') },
+    ping: async () => {},
+    close: async () => {}
+  }
+  const { manager, store } = await setup(t, { broker: failing })
+  await manager.publish({ category: 'maintenance', title: 'm' })
+  await manager.publish({ category: 'dashboard', title: 'd' })
+  t.equal(await manager.unread(alice), 2)
+  t.strictSame((await manager.setPreferences(alice, ['maintenance'])).muted, ['maintenance'], 'stored although the broker failed')
+  t.strictSame(await store.getMuted('alice'), ['maintenance'])
+  t.equal(await manager.unread(alice), 1, 'read from the store')
+  t.equal(await manager.unread(alice, []), 2, 'or as the caller says')
+  await manager.setPreferences(viewer, ['system', 'maintenance'])
+  t.equal(await manager.unread(viewer), 0, 'everything muted: nothing to count')
 })

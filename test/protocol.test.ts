@@ -20,8 +20,8 @@ function failure (t: Test, result: ParsedFrame, code: string, id?: string) {
 }
 
 t.test('the frame tables', async t => {
-  t.same([...CLIENT_FRAME_TYPES].sort(), ['mark_read', 'ping', 'refresh', 'request_notification_history', 'subscribe_category', 'unsubscribe_category'])
-  t.same([...SERVER_FRAME_TYPES].sort(), ['connected', 'error', 'legacy', 'notification', 'replayed', 'reply', 'unread'])
+  t.same([...CLIENT_FRAME_TYPES].sort(), ['mark_read', 'ping', 'refresh', 'request_notification_history', 'set_preferences', 'subscribe_category', 'unsubscribe_category'])
+  t.same([...SERVER_FRAME_TYPES].sort(), ['connected', 'error', 'legacy', 'notification', 'preferences', 'replayed', 'reply', 'unread'])
   t.equal(PROTOCOL_VERSION, 1)
 })
 

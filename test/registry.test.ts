@@ -19,6 +19,7 @@ function fake (userId: string, role: string, subscriptions: string[] = ['system'
     frames,
     deliver (_seq: number, frame: SharedFrame) { frames.push(frame.text) },
     deliverLegacy (frame: SharedFrame) { frames.push(frame.text) },
+    applyMuted () {},
     close () {},
     deliverFrame (frame: SharedFrame) { frames.push(frame.text) }
   }

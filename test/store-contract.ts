@@ -405,6 +405,36 @@ export function historyStoreContract (t: Test, name: string, factory: StoreFacto
     t.same(await store.getMuted('alice'), [], 'an empty list unmutes everything')
   })
 
+  t.test(`${name}: muted categories of many users come back from one call, users without any left out`, async t => {
+    const store = await open(t)
+    t.same([...await store.getMutedMany([])], [], 'no users, no answer')
+    await store.setMuted('alice', ['maintenance'])
+    await store.setMuted('bob', ['dashboard', 'system'])
+    const many = await store.getMutedMany(['alice', 'bob', 'carol'])
+    t.same(many.get('alice'), ['maintenance'])
+    t.same([...many.get('bob')!].sort(), ['dashboard', 'system'])
+    t.notOk(many.has('carol'), 'a user who muted nothing is absent')
+    const ids = Array.from({ length: 1000 }, (_, i) => `u${i}`)
+    await store.setMuted('u999', ['user'])
+    const big = await store.getMutedMany(ids)
+    t.same([...big.keys()], ['u999'], 'a thousand ids in one call')
+  })
+
+  t.test(`${name}: idempotency and collapse keys are looked up without storing anything`, async t => {
+    const store = await open(t)
+    t.equal(await store.idOfIdempotencyKey('k1'), null, 'unknown key')
+    t.equal(await store.idOfCollapseKey('op'), null, 'unknown collapse key')
+    const first = (await store.append(draft({ title: 'a', collapseKey: 'op' }), 'k1')).notification
+    await store.append(draft({ title: 'filler' }))
+    t.equal(await store.idOfIdempotencyKey('k1'), first.id)
+    t.equal(await store.idOfCollapseKey('op'), first.id)
+    const second = (await store.append(draft({ title: 'b', collapseKey: 'op' }))).notification
+    t.equal(await store.idOfCollapseKey('op'), second.id, 'the current holder of the key, after a collapse')
+    t.equal(await store.idOfIdempotencyKey('k1'), first.id, 'the idempotency key still names the first')
+    t.equal(await store.lastSeq(), 3, 'lookups stored nothing')
+    t.equal((await query(store)).length, 2)
+  })
+
   t.test(`${name}: a token revocation holds its cut until it lapses, never lowers, and is pruned after`, async t => {
     const store = await open(t)
     const now = Date.now()

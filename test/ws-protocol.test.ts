@@ -465,6 +465,9 @@ class SlowReadStore implements HistoryStore {
   markAllRead (userId: string, upTo: number) { return this.#inner.markAllRead(userId, upTo) }
   getMuted (userId: string) { return this.#slow(() => this.#inner.getMuted(userId)) }
   setMuted (userId: string, muted: readonly string[]) { return this.#inner.setMuted(userId, muted) }
+  getMutedMany (userIds: readonly string[]) { return this.#slow(() => this.#inner.getMutedMany(userIds)) }
+  idOfIdempotencyKey (key: string) { return this.#inner.idOfIdempotencyKey(key) }
+  idOfCollapseKey (key: string) { return this.#inner.idOfCollapseKey(key) }
   revokeTokens (userId: string, cut: number, until: number) { return this.#inner.revokeTokens(userId, cut, until) }
   revokedThrough (userId: string, now: number) { return this.#slow(() => this.#inner.revokedThrough(userId, now)) }
   prune (now: number) { return this.#inner.prune(now) }

@@ -5,7 +5,7 @@
 // It imports nothing at run time, so the compiled file is the browser module
 // served at /client.js; in Node pass `WebSocket` from the `ws` package.
 import type {
-  ClientNotification, ConnectedFrame, ErrorFrame, LegacyFrame, ReplayedFrame, ServerFrame
+  ClientNotification, ConnectedFrame, ErrorFrame, LegacyFrame, PreferencesFrame, ReplayedFrame, ServerFrame
 } from '../schemas.js'
 
 export type { ClientNotification, ConnectedFrame, ErrorFrame, LegacyFrame, ReplayedFrame, ServerFrame }
@@ -70,6 +70,8 @@ export interface ClientEvents {
   notification: ClientNotification
   replayed: ReplayedFrame
   legacy: LegacyFrame
+  /** The user's muted categories changed (on this device or another): this connection's subscriptions now. */
+  preferences: PreferencesFrame
   /** An error frame that answered no request of ours. */
   error: ErrorFrame
   close: { code: number, reason: string, willReconnect: boolean }
@@ -129,6 +131,8 @@ export interface NotificationClient {
   markRead (ids: string[] | 'all'): Promise<{ unread: number }>
   ping (): Promise<{ time: string }>
   refresh (token: string): Promise<{ expiresAt: string | null }>
+  /** Mutes these categories (replacing the list) on every device of the user; [] unmutes all. */
+  setPreferences (muted: string[]): Promise<{ muted: string[], subscriptions: string[] }>
   /** The resume cursor: the highest seq received. */
   readonly lastSeq: number
   /** The user's unread count, as the server last said plus what arrived since. */
@@ -268,6 +272,10 @@ export function createClient (opts: ClientOptions): NotificationClient {
           ...(frame.ids !== undefined ? { ids: frame.ids } : {}),
           ...(frame.through !== undefined ? { through: frame.through } : {})
         })
+        return
+      case 'preferences':
+        // Not remembered as the subscriptions to ask for on reconnect: the server leaves muted ones out itself.
+        emit('preferences', frame)
         return
       case 'reply':
       case 'error': {
@@ -414,6 +422,7 @@ export function createClient (opts: ClientOptions): NotificationClient {
     },
     ping: () => request({ type: 'ping' }),
     refresh: token => request({ type: 'refresh', token }),
+    setPreferences: muted => request({ type: 'set_preferences', muted }),
     get lastSeq () { return lastSeq ?? 0 },
     get unread () { return unread },
     get status () { return status },

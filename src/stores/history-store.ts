@@ -65,6 +65,12 @@ export interface HistoryStore {
   getMuted (userId: string): Promise<string[]>
   /** Replaces the user's muted categories. */
   setMuted (userId: string, muted: readonly string[]): Promise<void>
+  /** The muted categories of many users in one query (a dry run names up to 1,000); users without any are absent. */
+  getMutedMany (userIds: readonly string[]): Promise<Map<string, string[]>>
+  /** Read-only: the id of the notification stored under this idempotency key, or null (a dry run's duplicateOf). */
+  idOfIdempotencyKey (key: string): Promise<string | null>
+  /** Read-only: the id of the notification currently holding this collapseKey, or null (a dry run's collapses). */
+  idOfCollapseKey (collapseKey: string): Promise<string | null>
   /**
    * Refuses this user's tokens issued at or before `issuedAtOrBefore` (epoch seconds, a token's `iat`)
    * until `until` (epoch ms), after which no token it covers can still be valid. A later call with a

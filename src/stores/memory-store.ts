@@ -147,6 +147,35 @@ export class MemoryStore implements HistoryStore {
     else this.#muted.set(userId, [...new Set(muted)])
   }
 
+  async getMutedMany (userIds: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    for (const id of userIds) {
+      const muted = this.#muted.get(id)
+      if (muted !== undefined) out.set(id, [...muted])
+    }
+    return out
+  }
+
+  async idOfIdempotencyKey (key: string): Promise<string | null> {
+    return this.#idempotency.get(key)?.notification.id ?? null
+  }
+
+  async idOfCollapseKey (collapseKey: string): Promise<string | null> {
+    const seq = this.#byCollapseKey.get(collapseKey)
+    if (seq === undefined) return null
+    // The log is ascending by seq: a binary search, not a scan of the whole history.
+    let lo = 0
+    let hi = this.#log.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const n = this.#log[mid]!
+      if (n.seq === seq) return n.id
+      if (n.seq < seq) lo = mid + 1
+      else hi = mid - 1
+    }
+    return null
+  }
+
   async revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void> {
     const current = this.#revocations.get(userId)
     this.#revocations.set(userId, {

@@ -224,6 +224,26 @@ export class RedisStore implements HistoryStore {
     else await this.#redis.hset(this.#k + 'muted', userId, JSON.stringify([...new Set(muted)]))
   }
 
+  async getMutedMany (userIds: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    if (userIds.length === 0) return out
+    const lists = await this.#redis.hmget(this.#k + 'muted', ...userIds)
+    userIds.forEach((id, i) => { const json = lists[i]; if (json != null) out.set(id, JSON.parse(json) as string[]) })
+    return out
+  }
+
+  async idOfIdempotencyKey (key: string): Promise<string | null> {
+    const json = await this.#redis.hget(this.#k + 'idem', key)
+    return json === null ? null : (JSON.parse(json) as { id: string }).id
+  }
+
+  async idOfCollapseKey (collapseKey: string): Promise<string | null> {
+    const seq = await this.#redis.hget(this.#k + 'ck', collapseKey)
+    if (seq === null) return null
+    const json = await this.#redis.hget(this.#k + 'n', seq)
+    return json === null ? null : (JSON.parse(json) as { id: string }).id
+  }
+
   async revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void> {
     try {
       await this.#redis.unRevoke(this.#meta, this.#k, userId, Math.floor(issuedAtOrBefore), Math.ceil(until))

@@ -218,6 +218,8 @@ export class SqliteStore implements HistoryStore {
       setMuted: db.prepare(`INSERT INTO muted_categories (user_id, categories) VALUES (?, ?)
         ON CONFLICT (user_id) DO UPDATE SET categories = excluded.categories`),
       clearMuted: db.prepare('DELETE FROM muted_categories WHERE user_id = ?'),
+      getMutedMany: db.prepare('SELECT user_id, categories FROM muted_categories WHERE user_id IN (SELECT value FROM json_each(?))'),
+      idOfCollapseKey: db.prepare('SELECT id FROM notifications WHERE collapse_key = ?').pluck(),
       revoke: db.prepare(`INSERT INTO token_revocations (user_id, cut, until_ms) VALUES (@userId, @cut, @until)
         ON CONFLICT (user_id) DO UPDATE SET cut = MAX(cut, excluded.cut), until_ms = MAX(until_ms, excluded.until_ms)`),
       revokedThrough: db.prepare('SELECT cut FROM token_revocations WHERE user_id = ? AND until_ms > ?').pluck(),
@@ -427,6 +429,24 @@ export class SqliteStore implements HistoryStore {
   async setMuted (userId: string, muted: readonly string[]): Promise<void> {
     if (muted.length === 0) this.#stmts.clearMuted.run(userId)
     else this.#stmts.setMuted.run(userId, JSON.stringify([...new Set(muted)]))
+  }
+
+  async getMutedMany (userIds: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    if (userIds.length === 0) return out
+    const rows = this.#stmts.getMutedMany.all(JSON.stringify(userIds)) as Array<{ user_id: string, categories: string }>
+    for (const row of rows) out.set(row.user_id, JSON.parse(row.categories) as string[])
+    return out
+  }
+
+  async idOfIdempotencyKey (key: string): Promise<string | null> {
+    // Appends still queued are not visible here: a dry run racing a publish may miss it.
+    const json = this.#stmts.findIdem.get(key) as string | undefined
+    return json === undefined ? null : (JSON.parse(json) as { id: string }).id
+  }
+
+  async idOfCollapseKey (collapseKey: string): Promise<string | null> {
+    return (this.#stmts.idOfCollapseKey.get(collapseKey) as string | undefined) ?? null
   }
 
   async revokeTokens (userId: string, issuedAtOrBefore: number, until: number): Promise<void> {
