@@ -52,7 +52,7 @@ export interface UnifiedNotificationsOptions {
    * default process metrics; { registry }: the metrics go into the host app's registry, no route. Default false.
    */
   metrics?: boolean | { registry: Registry }
-  /** Categories a user cannot mute (NOTIFY_LOCKED_CATEGORIES), default ['security']; each must be a configured category. */
+  /** Categories a user cannot mute (NOTIFY_LOCKED_CATEGORIES), default ['security'] (if configured); each must be a configured category. */
   lockedCategories?: string[]
 }
 
@@ -137,7 +137,8 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
     fail('metrics must be a boolean or { registry: a prom-client Registry }')
   }
   const categories = stringList('categories', opts.categories) ?? [...DEFAULT_CATEGORIES]
-  const lockedCategories = stringList('lockedCategories', opts.lockedCategories) ?? [...DEFAULT_LOCKED_CATEGORIES]
+  // The default locks what exists of it (a custom category list may have no 'security'); a given list must name known ones.
+  const lockedCategories = stringList('lockedCategories', opts.lockedCategories) ?? DEFAULT_LOCKED_CATEGORIES.filter(c => categories.includes(c))
   for (const c of lockedCategories) if (!categories.includes(c)) fail(`lockedCategories names unknown category '${c}'`)
   return {
     jwtSecret: opts.jwtSecret,
