@@ -114,6 +114,14 @@ export class Auth {
     return verified
   }
 
+  /** The user behind a bare token: the Socket.IO handshake, which has no Fastify request. */
+  async userFromToken (token: string | undefined): Promise<VerifiedToken> {
+    if (token === undefined || token === '') throw new MissingCredentialsError()
+    const verified = await this.#verify(token)
+    if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
+    return verified
+  }
+
   async #verify (token: string): Promise<VerifiedToken> {
     if (!this.verifyToken) throw new InvalidTokenError('tokens are not accepted by this server')
     try {

@@ -21,6 +21,7 @@ import { publishRoutes } from './publish-routes.js'
 import { configureRestScope } from './rest-scope.js'
 import { ErrorResponse } from './rest-schemas.js'
 import { userRoutes } from './user-routes.js'
+import { socketIoRoute } from './socketio.js'
 import { websocketRoute } from './websocket-route.js'
 
 declare module 'fastify' {
@@ -94,6 +95,8 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     await scope.register(opsRoutes, { manager, auth })
     if (opts.metrics !== false) await scope.register(metricsRoute, { manager, auth, metrics: opts.metrics })
     await scope.register(websocketRoute, { manager, auth, path: opts.path, heartbeatMs: opts.heartbeatMs })
+    // After /ws: it keeps Socket.IO's upgrades away from the upgrade listener @fastify/websocket has added by then.
+    if (opts.socketio) await scope.register(socketIoRoute, { manager, auth, path: opts.socketio.path, heartbeatMs: opts.heartbeatMs })
   })
 }
 

@@ -54,6 +54,8 @@ export interface UnifiedNotificationsOptions {
   metrics?: boolean | { registry: Registry }
   /** Categories a user cannot mute (NOTIFY_LOCKED_CATEGORIES), default ['security'] (if configured); each must be a configured category. */
   lockedCategories?: string[]
+  /** Serves the Socket.IO protocol for old front ends (NOTIFY_SOCKETIO); `true` uses the default path '/socket.io/'. Off by default. */
+  socketio?: boolean | { path?: string }
 }
 
 export interface ResolvedOptions {
@@ -76,6 +78,8 @@ export interface ResolvedOptions {
   publishRateLimit: { max: number, timeWindowMs: number } | false
   metrics: { registry?: Registry } | false
   lockedCategories: string[]
+  /** Absent when the Socket.IO door is off. */
+  socketio: { path: string } | undefined
 }
 
 export const DEFAULTS = {
@@ -87,7 +91,8 @@ export const DEFAULTS = {
   heartbeatMs: 30_000,
   maxTokenAgeSeconds: DEFAULT_MAX_TOKEN_AGE_SECONDS,
   publishRateLimit: { max: 1000, timeWindowMs: 1000 },
-  metrics: false
+  metrics: false,
+  socketioPath: '/socket.io/'
 } as const
 
 function fail (message: string): never {
@@ -140,6 +145,11 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
   // The default locks what exists of it (a custom category list may have no 'security'); a given list must name known ones.
   const lockedCategories = stringList('lockedCategories', opts.lockedCategories) ?? DEFAULT_LOCKED_CATEGORIES.filter(c => categories.includes(c))
   for (const c of lockedCategories) if (!categories.includes(c)) fail(`lockedCategories names unknown category '${c}'`)
+  const socketio = resolveSocketIo(opts.socketio, path)
+  if (socketio !== undefined && opts.authenticate !== undefined) {
+    // A Socket.IO handshake is no Fastify request: it can only be checked by its token.
+    fail('socketio authenticates handshakes with tokens (auth.token) and cannot run authenticate: give jwtSecret without authenticate, or leave socketio off')
+  }
   return {
     jwtSecret: opts.jwtSecret,
     authenticate: opts.authenticate,
@@ -161,6 +171,20 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
       ? false
       : positiveNumbers('publishRateLimit', opts.publishRateLimit, DEFAULTS.publishRateLimit),
     metrics: metrics === true ? {} : metrics,
-    lockedCategories
+    lockedCategories,
+    socketio
   }
+}
+
+function resolveSocketIo (value: unknown, wsPath: string): { path: string } | undefined {
+  if (value === undefined || value === false) return undefined
+  if (value === true) return { path: DEFAULTS.socketioPath }
+  if (typeof value !== 'object' || value === null) fail('socketio must be a boolean or { path }')
+  for (const k of Object.keys(value)) if (k !== 'path') fail(`socketio.${k} is not a known setting`)
+  const path = (value as { path?: unknown }).path ?? DEFAULTS.socketioPath
+  if (typeof path !== 'string' || !/^\/[^?#]*$/.test(path) || path === '/') fail("socketio.path must start with '/' and name a path below it")
+  // engine.io takes every request under its path: it must not swallow the WebSocket route.
+  const prefix = path.replace(/\/$/, '') + '/'
+  if ((wsPath + '/').startsWith(prefix)) fail(`socketio.path '${path}' would take the WebSocket route '${wsPath}'`)
+  return { path }
 }

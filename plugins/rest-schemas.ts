@@ -123,6 +123,9 @@ export const statsSchema = {
     200: Type.Object({
       connections: Type.Integer(),
       users: Type.Integer(),
+      transports: Type.Record(Type.String(), Type.Integer(), {
+        description: "Open connections per door: 'ws' (/ws), and 'socketio' once a Socket.IO client has connected (0 when all have gone)"
+      }),
       subscriptions: Type.Record(Type.String(), Type.Integer()),
       published: Type.Integer(),
       duplicates: Type.Integer(),

@@ -64,7 +64,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     await app.register(websocket, {
       options: { maxPayload: manager.limits.maxPayload, perMessageDeflate: false },
       preClose: function (done) {
-        closeAll().finally(() => app.websocketServer.close(() => done()))
+        manager.drain().finally(() => app.websocketServer.close(() => done()))
       },
       errorHandler: (err, socket, request) => {
         // ws has already sent the close frame (1009, 1007, 1002); this only records it.
@@ -73,8 +73,9 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       }
     })
   } else {
-    app.addHook('preClose', closeAll)
+    app.addHook('preClose', () => manager.drain())
   }
+  manager.registerDrain('ws', closeAll)
 
   // Per-connection state of this plugin, for the leak checks and the stats route: all back to 0 when every socket is gone.
   manager.registerInternals('websocket', () => {

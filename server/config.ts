@@ -254,6 +254,13 @@ export const ENV_VARIABLES: EnvVariable[] = [
       if (raw !== '1' && raw !== '0') throw new Error(`must be 1 or 0, got '${raw}'`)
       if (raw === '1') c.demo = true
     }
+  },
+  {
+    name: 'NOTIFY_SOCKETIO',
+    apply: (raw, c) => {
+      if (raw !== '0' && raw !== '1') throw new Error(`must be 1 (on) or 0 (off), got '${raw}'`)
+      if (raw === '1') c.socketio = true
+    }
   }
 ]
 

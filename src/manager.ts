@@ -103,8 +103,13 @@ export interface ManagerStats {
   delivered: number
   connections: number
   users: number
+  /** Open connections per door: 'ws' always, 'socketio' once a Socket.IO client has connected. */
+  transports: Record<string, number>
   subscriptions: Record<string, number>
 }
+
+/** Closes one door's connections at shutdown; every door's drain runs at once. */
+export type Drain = () => Promise<void>
 
 /** A provider of one adapter's migration counters (see adapters/). */
 export type MigrationReportProvider = () => AdapterReport
@@ -163,6 +168,7 @@ export class NotificationManager implements NotificationService {
   readonly #maxTokenAgeMs: number
   readonly #reports = new Map<string, MigrationReportProvider>()
   readonly #internals = new Map<string, InternalsProvider>()
+  readonly #drains = new Map<string, Drain>()
   #published = 0
   #duplicates = 0
   #delivered = 0
@@ -619,6 +625,7 @@ export class NotificationManager implements NotificationService {
       delivered: this.#delivered,
       connections: sizes.connections,
       users: sizes.users,
+      transports: { ws: 0, ...this.registry.transports() },
       subscriptions: sizes.subscriptions
     }
   }
@@ -641,6 +648,17 @@ export class NotificationManager implements NotificationService {
   /** Stops accepting publishes. Connections are closed by their owner (the WebSocket plugin). */
   stopAccepting (): void {
     this.#accepting = false
+  }
+
+  /** Lets a door (/ws, Socket.IO) close its connections when the service shuts down. */
+  registerDrain (door: string, drain: Drain): void {
+    this.#drains.set(door, drain)
+  }
+
+  /** Stops accepting, then closes every door's connections in one drain (the doors in parallel). */
+  async drain (): Promise<void> {
+    this.stopAccepting()
+    await Promise.all([...this.#drains.values()].map(d => d()))
   }
 
   async close (): Promise<void> {

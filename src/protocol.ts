@@ -66,6 +66,11 @@ export function parseClientFrame (text: string): ParsedFrame {
     const proto = err instanceof SyntaxError && /prototype/i.test(err.message)
     return { ok: false, id: undefined, code: FrameErrorCode.badRequest, message: proto ? 'Frame contains a forbidden prototype key' : 'Frame is not valid JSON' }
   }
+  return checkClientFrame(value)
+}
+
+/** Checks one decoded client frame (parsed from text, or a transport's own decoding). Never throws. */
+export function checkClientFrame (value: unknown): ParsedFrame {
   const id = requestId(value)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, id, code: FrameErrorCode.badRequest, message: 'Frame must be a JSON object' }
@@ -99,6 +104,8 @@ export function connectedFrame (f: Omit<ConnectedFrame, 'type' | 'protocol'>): s
 export interface SharedFrame {
   readonly text: string
   wire?: unknown
+  /** The Socket.IO door's encoding of `text` (its packet, and that packet's WebSocket frame), cached like `wire`. */
+  packet?: unknown
 }
 
 /** One string per notification, shared by every recipient. */

@@ -13,6 +13,8 @@ export interface Connection {
   readonly legacy: boolean
   /** When the connection opened (epoch ms), for presence; absent counts as now. */
   readonly openedAt?: number
+  /** The door it came through: 'ws' (the default) or 'socketio'. */
+  readonly transport?: string
   /** Sends a notification frame shared by every recipient (deduplicated by seq inside). */
   deliver (seq: number, frame: SharedFrame): void
   /** Sends a legacy frame shared by every recipient. */
@@ -63,12 +65,16 @@ export class ConnectionRegistry {
   readonly #categoriesOf = new Map<Connection, Set<string>>()
   /** Told when a user's connections change (presence). */
   onUserChange: ((userId: string) => void) | undefined
+  /** Open connections per transport, for the stats. */
+  readonly #transports = new Map<string, number>()
 
   add (conn: Connection): void {
     if (this.#connections.has(conn.id)) return
     this.#connections.set(conn.id, conn)
     addTo(this.#byUser, conn.user.id, conn)
     addTo(this.#byRole, conn.user.role, conn)
+    const transport = conn.transport ?? 'ws'
+    this.#transports.set(transport, (this.#transports.get(transport) ?? 0) + 1)
     this.#categoriesOf.set(conn, new Set())
     this.subscribe(conn, [...conn.subscriptions])
     this.onUserChange?.(conn.user.id)
@@ -79,6 +85,9 @@ export class ConnectionRegistry {
     this.#connections.delete(conn.id)
     removeFrom(this.#byUser, conn.user.id, conn)
     removeFrom(this.#byRole, conn.user.role, conn)
+    const transport = conn.transport ?? 'ws'
+    // Kept at 0 rather than deleted: a door's count falling to zero is what a migration watches for (two keys at most).
+    this.#transports.set(transport, (this.#transports.get(transport) ?? 1) - 1)
     for (const c of this.#categoriesOf.get(conn) ?? []) removeFrom(this.#byCategory, c, conn)
     this.#categoriesOf.delete(conn)
     this.onUserChange?.(conn.user.id)
@@ -162,6 +171,11 @@ export class ConnectionRegistry {
     for (const u of users) take(this.#byUser.get(u))
     for (const r of roles) take(this.#byRole.get(r))
     return out
+  }
+
+  /** Open connections per transport ('ws', 'socketio'), for every transport that has had one. */
+  transports (): Record<string, number> {
+    return Object.fromEntries(this.#transports)
   }
 
   sizes (): RegistrySizes {

@@ -9,7 +9,8 @@ import type { Logger } from './logger.js'
 import { REVOKED_REASON, type NotificationManager } from './manager.js'
 import { effectiveSubscriptions } from './preferences.js'
 import {
-  connectedFrame, errorFrame, notificationFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame, type SharedFrame
+  checkClientFrame, connectedFrame, errorFrame, notificationFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame,
+  type ParsedFrame, type SharedFrame
 } from './protocol.js'
 import type { Connection } from './registry.js'
 import type { ClientFrame, User } from './schemas.js'
@@ -54,6 +55,8 @@ export interface SessionOptions {
   reqId?: string
   /** Time and timers; default the system clock. */
   clock?: Clock
+  /** The door the client came through, for the stats: 'ws' (default) or 'socketio'. */
+  transport?: string
 }
 
 const REPLAY_PAGE = 500
@@ -80,6 +83,7 @@ export class Session implements Connection {
   readonly openedAt = Date.now()
   readonly user: User
   readonly legacy: boolean
+  readonly transport: string
   /** What this connection receives: what it asked for, less the user's muted categories. */
   readonly subscriptions: Set<string>
   /**
@@ -133,6 +137,7 @@ export class Session implements Connection {
     this.#socket = opts.socket
     this.user = opts.user
     this.legacy = opts.legacy === true
+    this.transport = opts.transport ?? 'ws'
     if (opts.muted !== undefined && opts.muted.length > 0) {
       this.#muted = new Set(opts.muted)
       this.#wanted = new Set(opts.subscriptions)
@@ -327,27 +332,48 @@ export class Session implements Connection {
 
   /** Entry point for every client message. Never throws. */
   onMessage (data: Buffer | string, isBinary: boolean): void {
-    if (this.#closed || this.#closing) return
+    if (!this.#admit()) return
+    if (isBinary) {
+      this.#badFrame(undefined, FrameErrorCode.badRequest, 'Binary frames are not supported: send JSON text')
+      return
+    }
+    this.#accept(parseClientFrame(typeof data === 'string' ? data : data.toString('utf8')))
+  }
+
+  /** Entry point for a request its transport has already decoded (a Socket.IO event): same limits and answers. */
+  onRequest (value: unknown): void {
+    if (!this.#admit()) return
+    this.#accept(checkClientFrame(value))
+  }
+
+  /** A request its transport could not take as it came (e.g. a Socket.IO event without an ack): a bad frame. */
+  refuseRequest (message: string): void {
+    if (!this.#admit()) return
+    this.#badFrame(undefined, FrameErrorCode.badRequest, message)
+  }
+
+  /** The per-connection request rate: false when the request is refused (or the connection is going). */
+  #admit (): boolean {
+    if (this.#closed || this.#closing) return false
     this.#framesIn++
     const limits = this.#manager.limits
     const now = this.#clock.now()
     this.#requests ??= new TokenBucket(limits.requestsPerSecond, limits.requestBurst, now)
     if (!this.#requests.take(now)) {
       this.#rateLimitedInARow++
-      if (this.#rateLimitedInARow > this.#manager.limits.rateLimitedBeforeClose) {
+      if (this.#rateLimitedInARow > limits.rateLimitedBeforeClose) {
         this.#closeAfterReplies(CloseCode.policy, 'request rate limit exceeded')
-        return
+        return false
       }
       this.#rejected(FrameErrorCode.rateLimited)
       this.#reply(errorFrame(undefined, FrameErrorCode.rateLimited, 'Too many requests: slow down'))
-      return
+      return false
     }
     this.#rateLimitedInARow = 0
-    if (isBinary) {
-      this.#badFrame(undefined, FrameErrorCode.badRequest, 'Binary frames are not supported: send JSON text')
-      return
-    }
-    const parsed = parseClientFrame(typeof data === 'string' ? data : data.toString('utf8'))
+    return true
+  }
+
+  #accept (parsed: ParsedFrame): void {
     if (!parsed.ok) {
       this.#badFrame(parsed.id, parsed.code, parsed.message)
       return
