@@ -444,7 +444,7 @@ t.test('markRead answers even when the broker cannot carry the unread count', as
 
 t.test('stats counts publishes, duplicates, deliveries, connections and subscriptions', async t => {
   const { manager } = await setup(t)
-  t.same(manager.stats(), { published: 0, duplicates: 0, delivered: 0, connections: 0, users: 0, subscriptions: {} })
+  t.same(manager.stats(), { published: 0, duplicates: 0, delivered: 0, connections: 0, users: 0, transports: { ws: 0 }, subscriptions: {} })
   const a1 = fake(alice, ['system', 'dashboard'])
   const a2 = fake(alice, ['system'])
   const b = fake(bob, ['dashboard'])
@@ -454,9 +454,9 @@ t.test('stats counts publishes, duplicates, deliveries, connections and subscrip
   await manager.publish({ category: 'dashboard', title: 'y' })
   await manager.publish({ category: 'security', title: 'nobody listens' })
   await brokerTurn()
-  t.same(manager.stats(), { published: 3, duplicates: 1, delivered: 4, connections: 3, users: 2, subscriptions: { system: 2, dashboard: 2 } })
+  t.same(manager.stats(), { published: 3, duplicates: 1, delivered: 4, connections: 3, users: 2, transports: { ws: 3 }, subscriptions: { system: 2, dashboard: 2 } })
   manager.registry.remove(a2)
-  t.match(manager.stats(), { connections: 2, users: 2, subscriptions: { system: 1, dashboard: 2 } })
+  t.match(manager.stats(), { connections: 2, users: 2, transports: { ws: 2 }, subscriptions: { system: 1, dashboard: 2 } })
 })
 
 t.test('a broker whose publish throws does not make publish reject; the notification is stored', async t => {

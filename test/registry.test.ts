@@ -192,3 +192,17 @@ t.test('sizes() returns to zero after add/subscribe/unsubscribe/remove churn of 
   t.same([...r.all()], [])
   for (const c of categories) t.same(r.recipients({ category: c }), [])
 })
+
+t.test('transports: open connections per door, kept at 0 once a door has had one', async t => {
+  const r = new ConnectionRegistry()
+  t.same(r.transports(), {})
+  const ws = fake('alice', 'user')
+  const sio = { ...fake('alice', 'user'), transport: 'socketio' }
+  r.add(ws)
+  r.add(sio)
+  r.add(sio)
+  t.same(r.transports(), { ws: 1, socketio: 1 }, 'a connection without a transport counts as ws; adding twice counts once')
+  r.remove(sio)
+  r.remove(sio)
+  t.same(r.transports(), { ws: 1, socketio: 0 }, 'the Socket.IO count falls to zero and stays listed')
+})

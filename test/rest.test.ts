@@ -320,7 +320,7 @@ t.test('GET /api/notifications/stats and /migration: API key or admin only', asy
   const stats = await get(h, '/api/notifications/stats', apiKey)
   t.equal(stats.statusCode, 200)
   t.same(stats.json(), {
-    connections: 0, users: 0, subscriptions: {}, published: 1, duplicates: 1, delivered: 0, migration: {},
+    connections: 0, users: 0, transports: { ws: 0 }, subscriptions: {}, published: 1, duplicates: 1, delivered: 0, migration: {},
     instance: h.app.notifications.instance,
     cluster: { instances: 1, connections: 0, users: 0 },
     internals: {
@@ -341,7 +341,7 @@ t.test('GET /api/notifications/stats and /migration: API key or admin only', asy
   const adminStats = await get(h, '/api/notifications/stats', bearer(await h.token('root', 'admin')))
   t.equal(adminStats.statusCode, 200)
   t.same(adminStats.json().migration, { dashboard: report })
-  t.same(Object.keys(adminStats.json()).sort(), ['cluster', 'connections', 'delivered', 'duplicates', 'instance', 'internals', 'migration', 'published', 'subscriptions', 'users'])
+  t.same(Object.keys(adminStats.json()).sort(), ['cluster', 'connections', 'delivered', 'duplicates', 'instance', 'internals', 'migration', 'published', 'subscriptions', 'transports', 'users'])
 })
 
 t.test('GET /health is 200 when store and broker answer', async t => {
