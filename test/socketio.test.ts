@@ -269,6 +269,21 @@ t.test('one system, two doors: same id and seq on /ws and Socket.IO; mark_read o
   t.same(s.transports, { ws: 1, socketio: 1 }, 'one connection per door')
   t.equal(s.connections, 2)
   t.equal(s.users, 1)
+  t.equal(s.internals.socketio.sockets, 1)
+
+  // Permissions are the registry's: a viewer on Socket.IO gets neither another user's nor a category its role may not see.
+  const viewer = await sio(h, { auth: { token: await h.token('vic', 'viewer') }, transports: ['websocket'] })
+  t.teardown(() => viewer.close())
+  t.same((await viewer.next('connected')).categories, ['system', 'maintenance'])
+  await publish(h, { category: 'dashboard', title: 'not for viewers' })
+  await publish(h, { category: 'system', title: 'for fay only', audience: { users: ['fay'] } })
+  const forViewers = await publish(h, { category: 'system', title: 'for viewers', audience: { roles: ['viewer'] } })
+  t.equal((await viewer.next('notification')).notification.id, forViewers.id, 'the first the viewer gets is the one for its role')
+  await c.next('notification')
+  await c.next('notification')
+  await ws.nextOf('notification')
+  await ws.nextOf('notification')
+  t.same(await c.ask('mark_read', { all: true }), { unread: 0 })
 
   const sent = await publish(h, { category: 'user', title: 'both', audience: { users: ['fay'] } })
   const [a, b] = await Promise.all([ws.nextOf('notification'), c.next('notification')])
@@ -289,6 +304,12 @@ t.test('one system, two doors: same id and seq on /ws and Socket.IO; mark_read o
   c.close()
   await gone
   let after = await stats(h)
+  for (let i = 0; i < 100 && after.transports.socketio !== 1; i++) {
+    await sleep(10)
+    after = await stats(h)
+  }
+  t.same(after.transports, { ws: 1, socketio: 1 }, 'the Socket.IO count falls by one (the viewer is still there)')
+  viewer.close()
   for (let i = 0; i < 100 && after.transports.socketio !== 0; i++) {
     await sleep(10)
     after = await stats(h)
