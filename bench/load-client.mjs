@@ -78,15 +78,19 @@ function openWs (kind, port, i, user, token, since) {
   })
 }
 
-function openSio (port, i, user, since) {
+/** kind 'sio': the plain Socket.IO server (auth.id); 'ours-sio': our Socket.IO endpoint (auth.token, frame payloads). */
+function openSio (kind, port, i, user, token, since) {
+  const ours = kind === 'ours-sio'
   return new Promise((resolve) => {
     const s = ioClient(`http://127.0.0.1:${port}`, {
       transports: ['websocket'], forceNew: true, reconnection: false, timeout: 30_000,
-      auth: since !== undefined ? { id: user, since } : { id: user }
+      auth: { ...(ours ? { token } : { id: user }), ...(since !== undefined ? { since } : {}) }
     })
-    s.on('notification', (n) => onNotification(i, n?.data?.t ?? 0))
+    if (ours) s.on('notification', (f) => onNotification(i, f?.notification?.data?.t ?? 0))
+    else s.on('notification', (n) => onNotification(i, n?.data?.t ?? 0))
     s.on('replayed', () => onReplayed(i))
-    s.once('connect', () => resolve(s))
+    // Ours: ready once its connected event is in, as the /ws client waits for the connected frame.
+    s.once(ours ? 'connected' : 'connect', () => resolve(s))
     s.once('connect_error', (err) => { resolve(err.message); s.close() })
   })
 }
@@ -97,7 +101,7 @@ async function connect ({ kind, port, n, secret, since, concurrency = 200, deadl
     caught = new Uint8Array(n)
   }
   let tokens = []
-  if (kind === 'ours') {
+  if (kind === 'ours' || kind === 'ours-sio') {
     const key = new TextEncoder().encode(secret)
     tokens = await Promise.all(Array.from({ length: n }, (_, i) => new SignJWT({ role: 'user' })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(`u${i}`).setIssuedAt().setExpirationTime('2h').sign(key)))
@@ -115,7 +119,7 @@ async function connect ({ kind, port, n, secret, since, concurrency = 200, deadl
         break
       }
       const i = next++
-      const r = kind === 'sio' ? await openSio(port, i, `u${i}`, since) : await openWs(kind, port, i, `u${i}`, tokens[i], since)
+      const r = kind === 'sio' || kind === 'ours-sio' ? await openSio(kind, port, i, `u${i}`, tokens[i], since) : await openWs(kind, port, i, `u${i}`, tokens[i], since)
       if (typeof r === 'string') failures[r] = (failures[r] ?? 0) + 1
       else { conns[i] = r; ok++ }
     }

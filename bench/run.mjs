@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     n: { type: 'string' },
     reps: { type: 'string' },
     servers: { type: 'string' },
+    baseline: { type: 'string' },
     scenarios: { type: 'string' },
     'with-fastify-ws': { type: 'boolean', default: false },
     build: { type: 'boolean', default: true },
@@ -40,7 +41,9 @@ if (args.help) {
   console.log(`npm run bench [-- options]
   --quick               N=1000, 1 repetition, fewer and shorter scenarios (< 2 min)
   --n=1000,5000,10000   connection counts            --reps=3  repetitions
-  --servers=raw,ours,sio[,fastify-ws]                 --with-fastify-ws  add Fastify+@fastify/websocket
+  --servers=raw,ours,sio[,fastify-ws,ours-sio]        --with-fastify-ws  add Fastify+@fastify/websocket
+  --baseline=raw        the server the ratios are against (e.g. --servers=sio,ours-sio --baseline=sio:
+                        Socket.IO clients on our Socket.IO endpoint against the plain Socket.IO server)
   --scenarios=${ALL_SCENARIOS.join(',')}
   --no-build            use dist/ as it is          --out=bench/results/latest.json
   --write-docs          update docs/benchmarks.md and docs/benchmarks.svg (default: full runs only)
@@ -67,7 +70,9 @@ const config = {
   settleMs: quick ? 1000 : 2000,
   connectConcurrency: 200
 }
-for (const s of config.servers) if (!TARGETS[s] || s === 'bare-fastify') throw new Error(`unknown server '${s}' (raw, ours, sio, fastify-ws)`)
+for (const s of config.servers) if (!TARGETS[s] || s === 'bare-fastify') throw new Error(`unknown server '${s}' (raw, ours, sio, fastify-ws, ours-sio)`)
+const baseline = args.baseline ?? 'raw'
+if (!config.servers.includes(baseline)) throw new Error(`--baseline=${baseline} is not among the servers (${config.servers.join(', ')})`)
 for (const s of config.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${ALL_SCENARIOS.join(', ')})`)
 const outFile = args.out ?? join(ROOT, 'bench/results/latest.json')
 const writeDocs = args['write-docs'] ?? (!quick && !args.n && !args.servers && !args.scenarios)
@@ -472,7 +477,7 @@ async function main () {
   }
   client.kill()
 
-  const summary = summarise(runs, config.servers, config.ns)
+  const summary = summarise(runs, config.servers, config.ns, baseline)
   const restSummary = summariseRest(rest)
   const cap = config.scenarios.includes('rate10') ? capacity(runs, config.servers, config.ns) : undefined
   const correctness = {}
@@ -495,6 +500,7 @@ async function main () {
     correctness,
     capacityAt10PerSec: cap,
     medians: summary.medians,
+    baseline,
     ratiosVsRaw: summary.ratios,
     rest: restSummary,
     runs,
@@ -503,8 +509,8 @@ async function main () {
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
   writeFileSync(outFile, JSON.stringify(result, null, 1) + '\n')
 
-  const t = tableRows(summary, config.servers, config.ns, restSummary)
-  console.log(`\nmedians of ${config.reps} run(s); ratios are against raw ws in this run (lower is better for µs, KB, ms; higher for /s)\n`)
+  const t = tableRows(summary, config.servers, config.ns, restSummary, baseline)
+  console.log(`\nmedians of ${config.reps} run(s); ratios are against ${baseline} in this run (lower is better for µs, KB, ms; higher for /s)\n`)
   console.log(textTable(t.head, t.rows))
   if (t.restRows.length > 0) console.log('\n' + textTable(t.restHead, t.restRows))
   if (cap) console.log(`\ncapacity (largest N tested with p99 < 250 ms at 10/s): ${Object.entries(cap).map(([s, v]) => `${s} ${v ?? `< ${Math.min(...config.ns)}`}`).join(', ')}`)

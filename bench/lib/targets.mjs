@@ -33,9 +33,20 @@ function toInput (m) {
 }
 
 export const TARGETS = {
-  ours: {
-    label: 'ours (unified-notifications)',
-    client: 'ours',
+  ours: oursTarget('ours (unified-notifications)', 'ours', {}),
+  // Socket.IO clients on our Socket.IO endpoint, compared with 'sio' (the plain Socket.IO server) under the same load.
+  'ours-sio': oursTarget('ours, Socket.IO endpoint', 'ours-sio', { NOTIFY_SOCKETIO: '1' }),
+  raw: benchServer('raw ws (ceiling)', 'raw-ws.mjs', 'raw'),
+  sio: benchServer('Socket.IO 4', 'socketio.mjs', 'sio'),
+  'fastify-ws': benchServer('Fastify + @fastify/websocket', 'fastify-ws.mjs', 'raw'),
+  'bare-fastify': benchServer('bare Fastify route (202)', 'bare-fastify.mjs', null)
+}
+
+/** Our standalone server from dist/, with `extraEnv` on top of the bench settings. */
+function oursTarget (label, client, extraEnv) {
+  return {
+    label,
+    client,
     async start (ctx) {
       const dir = mkdtempSync(join(tmpdir(), 'un-bench-'))
       tempDirs.add(dir)
@@ -51,7 +62,8 @@ export const TARGETS = {
           NOTIFY_API_KEYS: API_KEYS.join(','),
           NOTIFY_STORE: `sqlite:${join(dir, 'bench.db')}`,
           LOG_LEVEL: 'warn',
-          NODE_ENV: 'production'
+          NODE_ENV: 'production',
+          ...extraEnv
         }
       })
       child.cleanup = () => { rmSync(dir, { recursive: true, force: true }); tempDirs.delete(dir) }
@@ -68,11 +80,7 @@ export const TARGETS = {
       const r = await post(`http://127.0.0.1:${port}/api/notifications/batch`, { notifications: messages.map(toInput) }, auth)
       return Math.max(...r.results.map(x => x.seq))
     }
-  },
-  raw: benchServer('raw ws (ceiling)', 'raw-ws.mjs', 'raw'),
-  sio: benchServer('Socket.IO 4', 'socketio.mjs', 'sio'),
-  'fastify-ws': benchServer('Fastify + @fastify/websocket', 'fastify-ws.mjs', 'raw'),
-  'bare-fastify': benchServer('bare Fastify route (202)', 'bare-fastify.mjs', null)
+  }
 }
 
 function benchServer (label, file, client) {
