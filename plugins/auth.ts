@@ -101,11 +101,7 @@ export class Auth {
       if (header !== undefined && queryToken !== undefined && queryToken !== header) {
         throw new BadRequestError('Ambiguous credentials: the Authorization header and ?token= carry different tokens; send one')
       }
-      const token = header ?? queryToken
-      if (token === undefined || token === '') throw new MissingCredentialsError()
-      if (this.isApiKey(token)) throw new ForbiddenError('An API key is not a user: this needs a user token (JWT)')
-      if (!JWT_SHAPE.test(token)) throw new InvalidTokenError('not a JWT (header.payload.signature)')
-      verified = await this.#verify(token)
+      return this.userFromToken(header ?? queryToken)
     }
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
     if (this.#isRevoked && await this.#isRevoked(verified.user.id, verified.issuedAt)) {
@@ -114,9 +110,11 @@ export class Auth {
     return verified
   }
 
-  /** The user behind a bare token: the Socket.IO handshake, which has no Fastify request. */
+  /** The user behind a bare token (also the Socket.IO handshake, which has no Fastify request). */
   async userFromToken (token: string | undefined): Promise<VerifiedToken> {
     if (token === undefined || token === '') throw new MissingCredentialsError()
+    if (this.isApiKey(token)) throw new ForbiddenError('An API key is not a user: this needs a user token (JWT)')
+    if (!JWT_SHAPE.test(token)) throw new InvalidTokenError('not a JWT (header.payload.signature)')
     const verified = await this.#verify(token)
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
     return verified

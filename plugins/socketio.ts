@@ -96,10 +96,10 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
   async function admit (socket: Socket): Promise<Admitted> {
     if (!manager.accepting) throw new UnavailableError('The notification service is shutting down')
     const handshake = socket.handshake
-    const given = typeof handshake.auth === 'object' && handshake.auth !== null ? handshake.auth : {}
+    const fromClient = typeof handshake.auth === 'object' && handshake.auth !== null ? handshake.auth : {}
     const values: Record<string, unknown> = {}
     for (const key of ['token', 'since', 'epoch', 'categories'] as const) {
-      const value = pick(given, handshake.query, key)
+      const value = pick(fromClient, handshake.query, key)
       if (value !== undefined) values[key] = value
     }
     if (!checkHandshake.Check(values)) {
@@ -107,6 +107,8 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
       throw new BadRequestError(`handshake auth${first?.path ?? ''} ${first?.message ?? 'is invalid'}`)
     }
     const header = /^Bearer\s+(\S+)\s*$/i.exec(handshake.headers.authorization ?? '')?.[1]
+    const tokens = new Set([fromClient.token, handshake.query.token, header].filter(v => v !== undefined))
+    if (tokens.size > 1) throw new BadRequestError('Ambiguous credentials: auth.token, ?token= and the Authorization header carry different tokens; send one')
     const token = await auth.userFromToken(values.token ?? header)
     const requested = typeof values.categories === 'string'
       ? values.categories.split(',').map(s => s.trim()).filter(s => s !== '')

@@ -121,6 +121,10 @@ t.test('refused handshakes: connect_error unauthorized / forbidden, and no sessi
   t.equal((await refused(h, { auth: { token: await h.token('eve'), categories: ['admin'] } })).message, 'forbidden', 'a category the role may not see')
   t.equal((await refused(h, { auth: { token: await h.token('eve'), since: 'soon' } })).message, 'bad_request', 'a malformed since')
   t.equal((await refused(h, { auth: { token: await h.token('eve'), categories: ['billing'] } })).message, 'bad_request', 'an unknown category')
+  const ambiguous = await refused(h, { auth: { token: await h.token('eve') }, query: { token: await h.token('mallory') } })
+  t.equal(ambiguous.message, 'bad_request', 'two different tokens')
+  t.match(ambiguous.data?.message, /Ambiguous credentials/)
+  t.equal((await refused(h, { auth: { token: API_KEY } })).message, 'forbidden', 'an API key is not a user')
   t.equal((await refused(h, { transports: ['polling'] })).message, 'unauthorized', 'refused on long-polling too')
 
   const first = await sio(h, { auth: { token: await h.token('eve') }, transports: ['websocket'] })
