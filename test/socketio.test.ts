@@ -93,6 +93,7 @@ t.test('client events with acks: the reply result, or {error:{code,message}}', a
   t.equal((await c.ask('subscribe_category', 'maintenance')).error.code, 'bad_request', 'a payload that is not an object')
   t.equal((await c.ask('subscribe_category', Buffer.from('{}'))).error.code, 'bad_request', 'a binary payload')
   t.equal((await c.ask('nonsense', {})).error.code, 'unknown_type', 'an unknown event')
+  t.equal((await c.ask('error', {})).error.code, 'unknown_type', "an event named 'error' is just unknown (nothing throws)")
   const spoof = await c.ask('ping', { type: 'refresh', id: 'x' })
   t.ok(spoof.time, "the payload cannot change the event's type")
   const two = await within(c.socket.emitWithAck('ping', {}, {}), 3000) as Payload
