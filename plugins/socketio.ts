@@ -66,7 +66,9 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
     serveClient: false,
     maxHttpBufferSize: manager.limits.maxPayload,
     pingInterval: opts.heartbeatMs,
-    perMessageDeflate: false
+    perMessageDeflate: false,
+    // Shutting down: refuse the engine.io handshake itself, so no new connection outlives the drain.
+    allowRequest: (_req, callback) => { callback(manager.accepting ? null : 'shutting down', manager.accepting) }
   })
   // engine.io matches the path as a prefix ending in '/', as socket.io normalises it.
   const prefix = io.path() + '/'
