@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { Server, type Socket } from 'socket.io'
 import { BadRequestError, CloseCode, UnavailableError } from '../src/errors.js'
 import type { NotificationManager } from '../src/manager.js'
-import { Session } from '../src/session.js'
+import { CLOSE_GRACE_MS, Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
 import type { Auth } from './auth.js'
 import { SocketIoTransport } from './socketio-transport.js'
@@ -35,9 +35,6 @@ const HandshakeAuth = Type.Object({
 })
 type HandshakeAuth = Static<typeof HandshakeAuth>
 const checkHandshake = TypeCompiler.Compile(HandshakeAuth)
-
-/** How long shutdown waits for Socket.IO clients to go before cutting them off (as /ws). */
-const CLOSE_GRACE_MS = 2000
 
 interface Admitted {
   token: VerifiedToken
