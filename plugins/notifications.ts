@@ -94,9 +94,14 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
     await scope.register(userRoutes, { manager, auth })
     await scope.register(opsRoutes, { manager, auth })
     if (opts.metrics !== false) await scope.register(metricsRoute, { manager, auth, metrics: opts.metrics })
+    const upgradeListeners = new Set(app.server.listeners('upgrade'))
     await scope.register(websocketRoute, { manager, auth, path: opts.path, heartbeatMs: opts.heartbeatMs })
-    // After /ws: it keeps Socket.IO's upgrades away from the upgrade listener @fastify/websocket has added by then.
-    if (opts.socketio) await scope.register(socketIoRoute, { manager, auth, path: opts.socketio.path, heartbeatMs: opts.heartbeatMs })
+    if (opts.socketio) {
+      // The listener @fastify/websocket added; when the host app registered it before us, every earlier one.
+      const added = app.server.listeners('upgrade').filter(l => !upgradeListeners.has(l))
+      const routedUpgrades = added.length > 0 ? added : [...upgradeListeners]
+      await scope.register(socketIoRoute, { manager, auth, path: opts.socketio.path, heartbeatMs: opts.heartbeatMs, routedUpgrades })
+    }
   })
 }
 

@@ -21,6 +21,8 @@ export interface SocketIoRouteOptions {
   path: string
   /** engine.io's ping interval (the /ws heartbeat's). */
   heartbeatMs: number
+  /** The upgrade listeners that route through Fastify (@fastify/websocket's): Socket.IO's upgrades are kept from them. */
+  routedUpgrades: readonly Function[]
 }
 
 /** What a page may put in its handshake `auth` (or the query string): the /ws query, as Socket.IO carries it. */
@@ -74,16 +76,22 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
   const admitted = new WeakMap<Socket, Admitted>()
 
   // @fastify/websocket routes every upgrade through Fastify (a 404, then the socket destroyed, for
-  // Socket.IO's path): the upgrade listeners present so far see every upgrade but Socket.IO's.
+  // Socket.IO's path): its listener sees every upgrade but Socket.IO's. Other listeners see them all.
+  type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void
   const server = app.server
-  const others = server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>
-  server.removeAllListeners('upgrade')
+  const routed = opts.routedUpgrades as UpgradeListener[]
+  for (const listener of routed) server.removeListener('upgrade', listener)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (req.url?.startsWith(prefix) === true) return
-    for (const listener of others) listener.call(server, req, socket, head)
+    for (const listener of routed) listener.call(server, req, socket, head)
   })
-  // Polling requests on the path go to engine.io, the rest to Fastify; its upgrade listener takes only its path.
+  // engine.io takes its path's requests from the one listener it wraps: Fastify's router alone, so
+  // that other request listeners (connection bookkeeping) still see every request.
+  const others = server.listeners('request').filter(l => l !== app.routing) as Array<(...args: unknown[]) => void>
+  for (const listener of others) server.removeListener('request', listener)
+  // Its own upgrade listener takes only its path.
   io.attach(server, { destroyUpgrade: false })
+  for (const listener of others) server.prependListener('request', listener)
 
   io.use((socket, next) => {
     admit(socket).then(a => { admitted.set(socket, a); next() }, err => {

@@ -330,7 +330,7 @@ t.test('options: socketio off by default, a custom path, and wrong values fail a
   t.equal(configFromEnv({ NOTIFY_SOCKETIO: '1' }).socketio, true, 'NOTIFY_SOCKETIO=1 turns it on')
   t.equal(configFromEnv({ NOTIFY_SOCKETIO: '0' }).socketio, undefined)
   t.equal(configFromEnv({}).socketio, undefined, 'off by default')
-  t.throws(() => configFromEnv({ NOTIFY_SOCKETIO: 'yes' }), { name: 'TypeError', message: /NOTIFY_SOCKETIO must be 1 \(on\) or 0 \(off\)/ })
+  t.throws(() => configFromEnv({ NOTIFY_SOCKETIO: 'yes' }), { name: 'ConfigError', message: /NOTIFY_SOCKETIO must be 1 \(on\) or 0 \(off\)/ })
   await t.rejects(buildServer({ jwtSecret: 'x'.repeat(32), store: 'memory', logger: false, socketio: { path: 'io' } }), /socketio.path/)
   await t.rejects(buildServer({ jwtSecret: 'x'.repeat(32), store: 'memory', logger: false, socketio: { path: '/' } }), /socketio.path/)
   await t.rejects(buildServer({ jwtSecret: 'x'.repeat(32), store: 'memory', logger: false, path: '/io/ws', socketio: { path: '/io' } }), /WebSocket route/)
