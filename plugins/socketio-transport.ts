@@ -3,10 +3,10 @@
 // the client's ack, and a broadcast notification is encoded once for every
 // Socket.IO recipient (as socket.io's own broadcast does).
 import type { Socket } from 'socket.io'
-import * as ws from 'ws'
 import { CloseCode } from '../src/errors.js'
 import type { SharedFrame } from '../src/protocol.js'
 import type { Session, SocketLike } from '../src/session.js'
+import { textFrame } from './ws-internals.js'
 
 type Ack = (answer: unknown) => void
 
@@ -15,12 +15,6 @@ interface Encoded {
   packet: string
   wsFrame?: Buffer[]
 }
-
-/** ws's Sender is public API at runtime (a named export) but absent from @types/ws. */
-interface SenderStatic {
-  frame (data: Buffer, options: { fin: boolean, rsv1: boolean, opcode: number, mask: boolean, readOnly: boolean }): Buffer[]
-}
-const Sender = (ws as unknown as { Sender: SenderStatic }).Sender
 
 /** The little of an engine.io packet and transport that buffering needs. */
 interface EnginePacket { data?: string | Buffer }
@@ -138,7 +132,7 @@ export class SocketIoTransport implements SocketLike {
     }
     if ((conn.transport as unknown as EngineTransport).name === 'websocket') {
       // "4" is engine.io's message packet type; the frame is built once, as socket.io's adapter does.
-      encoded.wsFrame ??= Sender.frame(Buffer.from('4' + encoded.packet), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false })
+      encoded.wsFrame ??= textFrame('4' + encoded.packet)
       conn.write(encoded.packet, { wsPreEncodedFrame: encoded.wsFrame } as { compress?: boolean })
     } else {
       conn.write(encoded.packet)
