@@ -104,9 +104,7 @@ export class Auth {
       return this.userFromToken(header ?? queryToken)
     }
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
-    if (this.#isRevoked && await this.#isRevoked(verified.user.id, verified.issuedAt)) {
-      throw new InvalidTokenError('access revoked: get a new token')
-    }
+    await this.#assertNotRevoked(verified)
     return verified
   }
 
@@ -117,7 +115,15 @@ export class Auth {
     if (!JWT_SHAPE.test(token)) throw new InvalidTokenError('not a JWT (header.payload.signature)')
     const verified = await this.#verify(token)
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
+    await this.#assertNotRevoked(verified)
     return verified
+  }
+
+  /** Every door (REST, /ws, Socket.IO) refuses a token issued before a revocation of its user. */
+  async #assertNotRevoked (verified: VerifiedToken): Promise<void> {
+    if (this.#isRevoked && await this.#isRevoked(verified.user.id, verified.issuedAt)) {
+      throw new InvalidTokenError('access revoked: get a new token')
+    }
   }
 
   async #verify (token: string): Promise<VerifiedToken> {

@@ -14,6 +14,7 @@ import { NotificationManager } from '../src/manager.js'
 import { createTokenVerifier, signToken } from '../src/tokens.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
 import { API_KEY, SECRET, build, connect, refusedUpgrade, within, type Client, type Harness } from './helper.js'
+import { buildSio, refused } from './socketio-helper.js'
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
 const nowS = () => Math.floor(Date.now() / 1000)
@@ -221,4 +222,14 @@ t.test('RACE: a revocation stored between the handshake check and registration s
   t.strictSame(await closedWith(c), { code: 4003, reason: 'access revoked: get a new token' })
   t.notOk(c.pending().some(f => f.type === 'connected'), 'closed before connected')
   t.equal(h.app.notifications.sizes().registry.connections, 0, 'nothing left registered')
+})
+
+t.test('REGRESSION: a revoked token is refused by every door: REST, the /ws handshake and the Socket.IO handshake', async t => {
+  const h = await buildSio(t)
+  const old = await h.token('alice')
+  const res = await h.app.inject({ method: 'POST', url: '/api/users/alice/disconnect', headers: { authorization: `Bearer ${API_KEY}` }, payload: { revokeTokens: true } })
+  t.equal(res.statusCode, 200)
+  t.equal((await h.app.inject({ method: 'GET', url: '/api/notifications', headers: { authorization: `Bearer ${old}` } })).statusCode, 401, 'REST')
+  t.equal((await refusedUpgrade(h.ws, { token: old })).statusCode, 401, '/ws handshake')
+  t.equal((await refused(h, { auth: { token: old } })).message, 'unauthorized', 'Socket.IO handshake')
 })
