@@ -144,6 +144,27 @@ t.test('the notification-center page in Chromium', async t => {
     await page.locator(`li[data-id="${back.id}"]`).waitFor({ timeout: SECOND })
   })
 
+  await t.test('muting a category on all devices: every tab of the user stops receiving it, and unmuting brings it back', async t => {
+    const other = await signedIn(browser, server, 'alice')
+    t.teardown(() => other.close())
+    await page.locator('#mute-maintenance:enabled').waitFor({ timeout: SECOND })
+    t.equal(await page.locator('#mute-maintenance').isChecked(), false)
+    await page.locator('#mute-maintenance').check()
+    // The preferences frame reaches both tabs: their maintenance subscription goes, their mute box follows.
+    await page.locator('#category-maintenance:not(:checked)').waitFor({ timeout: SECOND })
+    await other.locator('#category-maintenance:not(:checked)').waitFor({ timeout: SECOND })
+    await other.locator('#mute-maintenance:checked').waitFor({ timeout: SECOND })
+    const res = await fetch(`${server.url}/api/preferences`, { headers: { authorization: `Bearer ${await signToken(SECRET, { sub: 'alice', role: 'user' })}` } })
+    t.same(await res.json(), { muted: ['maintenance'], locked: ['security'] }, 'stored for the user')
+    const muted = await post(server, '/api/notifications', { category: 'maintenance', title: 'Muted maintenance' })
+    const marker = await post(server, '/api/notifications', { category: 'system', title: 'After muting' })
+    await other.locator(`li[data-id="${marker.id}"]`).waitFor({ timeout: SECOND })
+    t.equal(await other.locator(`li[data-id="${muted.id}"]`).count(), 0, 'the muted category did not arrive in the other tab')
+    await other.locator('#mute-maintenance').uncheck()
+    await page.locator('#category-maintenance:checked').waitFor({ timeout: SECOND })
+    await page.locator('#mute-maintenance:not(:checked)').waitFor({ timeout: SECOND })
+  })
+
   await t.test('a maintenance operation moves one progress bar to 100% and shows success', async t => {
     const bar = page.locator('li.op[data-key="maintenance:mig-7"]')
     await post(server, '/api/legacy/maintenance/maintenance_started', { operation_id: 'mig-7', operation_type: 'schema-migration' })

@@ -30,6 +30,8 @@ const ui = {
   loadMore: byId<HTMLButtonElement>('load-more'),
   categories: byId('categories'),
   categoriesError: byId('categories-error'),
+  mutes: byId('mutes'),
+  mutesError: byId('mutes-error'),
   healthPanel: byId('health-panel'),
   announcer: byId('announcer'),
   listTitle: byId('list-title')
@@ -89,6 +91,7 @@ async function signIn (session: Session): Promise<void> {
   c.on('connected', f => {
     ui.who.textContent = `${f.user.id} (${f.user.role})`
     renderCategories(c, f)
+    void renderMutes(c, session, f)
     if (!first) return
     first = false
     ui.healthPanel.hidden = f.user.role !== 'admin'
@@ -106,6 +109,11 @@ async function signIn (session: Session): Promise<void> {
     if (OperationsPanel.isOperation(n)) operations.update(n)
     else announce(`New notification: ${n.title}`)
     if (n.category === 'health') health.update(n)
+  })
+  c.on('preferences', p => {
+    // Muted here or on another device: the subscriptions and the mute boxes follow.
+    for (const box of ui.categories.querySelectorAll<HTMLInputElement>('input[name="category"]')) box.checked = p.subscriptions.includes(box.value)
+    for (const box of ui.mutes.querySelectorAll<HTMLInputElement>('input[name="mute"]')) box.checked = p.muted.includes(box.value)
   })
   c.on('unread', change => {
     const n = change.unread
@@ -164,6 +172,48 @@ function renderCategories (c: NotificationClient, f: ClientEvents['connected']):
   ui.categories.replaceChildren(...boxes)
 }
 
+/** The user's muted and locked categories, over REST (no frame reads them). */
+async function fetchPreferences (session: Session): Promise<{ muted: string[], locked: string[] }> {
+  const token = session.kind === 'demo' ? await demoToken(session.user, session.role) : session.token
+  const res = await fetch('/api/preferences', { headers: { authorization: `Bearer ${token}` } })
+  if (!res.ok) throw new Error(`HTTP ${res.status}`)
+  return await res.json() as { muted: string[], locked: string[] }
+}
+
+async function renderMutes (c: NotificationClient, session: Session, f: ClientEvents['connected']): Promise<void> {
+  ui.mutesError.textContent = ''
+  let prefs: { muted: string[], locked: string[] }
+  try {
+    prefs = await fetchPreferences(session)
+  } catch (err) {
+    ui.mutesError.textContent = `Could not read your preferences: ${messageOf(err)}`
+    return
+  }
+  const boxes = f.categories.map(category => {
+    const locked = prefs.locked.includes(category)
+    const id = `mute-${category}`
+    const box = el('input', { type: 'checkbox', id, name: 'mute', value: category, checked: prefs.muted.includes(category), disabled: locked })
+    box.addEventListener('change', () => { void setMuted(c, box) })
+    return el('div', { class: `category${locked ? ' locked' : ''}` }, box,
+      el('label', { for: id }, category, locked ? ' (always delivered)' : ''))
+  })
+  ui.mutes.replaceChildren(...boxes)
+}
+
+async function setMuted (c: NotificationClient, box: HTMLInputElement): Promise<void> {
+  ui.mutesError.textContent = ''
+  const muted = [...ui.mutes.querySelectorAll<HTMLInputElement>('input[name="mute"]:checked')].map(b => b.value)
+  box.disabled = true
+  try {
+    await c.setPreferences(muted)
+  } catch (err) {
+    box.checked = !box.checked
+    ui.mutesError.textContent = `Could not change ${box.value}: ${messageOf(err)}`
+  } finally {
+    box.disabled = false
+  }
+}
+
 async function toggle (c: NotificationClient, box: HTMLInputElement): Promise<void> {
   ui.categoriesError.textContent = ''
   box.disabled = true
@@ -195,6 +245,7 @@ function signOut (reason = ''): void {
   ui.status.dataset.state = 'idle'
   ui.status.textContent = 'Not connected'
   operations.clear()
+  ui.mutes.replaceChildren()
   health.clear()
   ui.healthPanel.hidden = true
 }
