@@ -114,8 +114,8 @@ function revive (value: unknown): unknown {
 
 /**
  * Differences between a documented value and an actual one, as paths.
- * exact: values must be equal (except wildcards) and no key may be undocumented (unless `…`).
- * shape: every documented key must be there with a value of the same JSON type.
+ * Both modes: every documented key must be there, and no other key (unless the object has `…`).
+ * exact: values must be equal (except wildcards); shape: of the same JSON type.
  */
 export function differences (documented: unknown, actual: unknown, mode: 'exact' | 'shape', path = '$'): string[] {
   if (documented === ANY) return []
@@ -138,7 +138,7 @@ export function differences (documented: unknown, actual: unknown, mode: 'exact'
       if (!(k in act)) out.push(`${path}.${k}: documented, missing from the answer`)
       else out.push(...differences(v, act[k], mode, `${path}.${k}`))
     }
-    if (mode === 'exact' && !(MORE in doc)) {
+    if (!(MORE in doc)) {
       for (const k of Object.keys(act)) if (!(k in doc)) out.push(`${path}.${k}: in the answer, not documented`)
     }
     return out
