@@ -126,6 +126,11 @@ t.test('README.md: every sh block, in order, as a reader runs them', async t => 
         const url = (await run(shell, `printf '%s' "${wscat[1]}"`)).stdout
         client?.close()
         client = await connect(url)
+        // Without a transcript after it, the reader is at least shown the connected frame.
+        const next = all[i + 1]
+        if (!next || !next.body.split('\n').some(l => /^[<>] /.test(l))) {
+          t.equal((await client.next(5000)).type, 'connected', `README: ${bare.slice(0, 60)} connects`)
+        }
         ran++
         continue
       }
