@@ -95,16 +95,17 @@ function openSio (kind, port, i, user, token, since) {
   })
 }
 
-async function connect ({ kind, port, n, secret, since, concurrency = 200, deadlineMs = 120_000 }) {
+/** offset and total: clients offset..offset+n-1 of `total`, so one load can be split across several servers. */
+async function connect ({ kind, port, n, secret, since, concurrency = 200, deadlineMs = 120_000, offset = 0, total: all = n }) {
   if (conns.length === 0) {
-    counts = new Uint32Array(n)
-    caught = new Uint8Array(n)
+    counts = new Uint32Array(all)
+    caught = new Uint8Array(all)
   }
   let tokens = []
   if (kind === 'ours' || kind === 'ours-sio') {
     const key = new TextEncoder().encode(secret)
-    tokens = await Promise.all(Array.from({ length: n }, (_, i) => new SignJWT({ role: 'user' })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(`u${i}`).setIssuedAt().setExpirationTime('2h').sign(key)))
+    tokens = await Promise.all(Array.from({ length: n }, (_, k) => new SignJWT({ role: 'user' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setSubject(`u${offset + k}`).setIssuedAt().setExpirationTime('2h').sign(key)))
   }
   const t0 = now()
   const until = t0 + deadlineMs
@@ -118,8 +119,9 @@ async function connect ({ kind, port, n, secret, since, concurrency = 200, deadl
         next = n
         break
       }
-      const i = next++
-      const r = kind === 'sio' || kind === 'ours-sio' ? await openSio(kind, port, i, `u${i}`, tokens[i], since) : await openWs(kind, port, i, `u${i}`, tokens[i], since)
+      const k = next++
+      const i = offset + k
+      const r = kind === 'sio' || kind === 'ours-sio' ? await openSio(kind, port, i, `u${i}`, tokens[k], since) : await openWs(kind, port, i, `u${i}`, tokens[k], since)
       if (typeof r === 'string') failures[r] = (failures[r] ?? 0) + 1
       else { conns[i] = r; ok++ }
     }

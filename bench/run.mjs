@@ -2,7 +2,7 @@
 // npm run bench [-- --quick] : runs the same scenarios against our standalone
 // server, a raw `ws` server (the ceiling) and Socket.IO 4, alternating them,
 // and reports medians and ratios against raw ws. See docs/benchmarks.md.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +17,12 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ALL_SCENARIOS = ['idle', 'burst', 'rate10', 'rate100', 'targeted', 'resume', 'rest']
 /** The whole resume storm (reconnects and replays) must finish within this. */
 const RESUME_BUDGET_MS = 60_000
+
+// --cluster: the multi-instance scenario has its own runner (bench/cluster.mjs) and options.
+if (process.argv.includes('--cluster')) {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('./cluster.mjs', import.meta.url)), ...process.argv.slice(2).filter(a => a !== '--cluster')], { stdio: 'inherit' })
+  process.exit(r.status ?? 1)
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -40,6 +46,8 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`npm run bench [-- options]
   --quick               N=1000, 1 repetition, fewer and shorter scenarios (< 2 min)
+  --cluster             the multi-instance scenario instead (two instances on Redis against one on SQLite
+                        and two Socket.IO servers on Redis): see npm run bench -- --cluster --help
   --n=1000,5000,10000   connection counts            --reps=3  repetitions
   --servers=raw,ours,sio[,fastify-ws,ours-sio]        --with-fastify-ws  add Fastify+@fastify/websocket
   --baseline=raw        the server the ratios are against (e.g. --servers=sio,ours-sio --baseline=sio:

@@ -43,7 +43,7 @@ export const TARGETS = {
 }
 
 /** Our standalone server from dist/, with `extraEnv` on top of the bench settings. */
-function oursTarget (label, client, extraEnv) {
+export function oursTarget (label, client, extraEnv) {
   return {
     label,
     client,
@@ -63,7 +63,8 @@ function oursTarget (label, client, extraEnv) {
           NOTIFY_STORE: `sqlite:${join(dir, 'bench.db')}`,
           LOG_LEVEL: 'warn',
           NODE_ENV: 'production',
-          ...extraEnv
+          ...extraEnv,
+          ...ctx.env
         }
       })
       child.cleanup = () => { rmSync(dir, { recursive: true, force: true }); tempDirs.delete(dir) }
@@ -83,13 +84,13 @@ function oursTarget (label, client, extraEnv) {
   }
 }
 
-function benchServer (label, file, client) {
+export function benchServer (label, file, client) {
   return {
     label,
     client,
     async start (ctx) {
       const port = await freePort()
-      const child = spawnServer({ ...ctx, cwd: ROOT, script: server(file), env: { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production' } })
+      const child = spawnServer({ ...ctx, cwd: ROOT, script: server(file), env: { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', ...ctx.env } })
       await waitHealthy(port, child)
       return { port, child }
     },
