@@ -43,6 +43,7 @@ export class NotificationMetrics {
   readonly #origins: ReadonlySet<object>
   readonly #subscriptions: Array<{ name: string, listener: (message: unknown) => void }> = []
   readonly connections: Gauge<'role'>
+  readonly connectionsByTransport: Gauge<'transport'>
   readonly published: Counter<'category' | 'source'>
   readonly publishFailures: Counter<'code'>
   readonly delivered: Counter<'category'>
@@ -57,8 +58,18 @@ export class NotificationMetrics {
     this.#origins = new Set([manager, decorator])
     this.registry = registry
     const registers = [registry]
-    // A later transport (Socket.IO) adds a `transport` label here.
     this.connections = new Gauge({ name: `${METRIC_PREFIX}connections`, help: 'Open client connections on this instance', labelNames: ['role'], registers })
+    // Its own gauge, not a second label on `connections`: that would split the series dashboards already query by role.
+    // Read from the registry at scrape time, so it cannot drift from what the stats route says.
+    this.connectionsByTransport = new Gauge({
+      name: `${METRIC_PREFIX}connections_by_transport`,
+      help: 'Open client connections on this instance, by door (ws: /ws, socketio: the Socket.IO endpoint)',
+      labelNames: ['transport'],
+      registers,
+      collect () {
+        for (const [transport, count] of Object.entries(manager.stats().transports)) this.labels(transport).set(count)
+      }
+    })
     this.published = new Counter({ name: `${METRIC_PREFIX}published_total`, help: 'Notifications accepted and stored (duplicates not counted)', labelNames: ['category', 'source'], registers })
     this.publishFailures = new Counter({
       name: `${METRIC_PREFIX}publish_failures_total`,

@@ -10,6 +10,7 @@ import { unifiedNotifications } from '../index.js'
 import { closeCodeLabel } from '../plugins/metrics.js'
 import type { NotificationManager } from '../src/manager.js'
 import { API_KEY, SECRET, build, connect, publishHttp, type Harness } from './helper.js'
+import { buildSio, sio } from './socketio-helper.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
 
@@ -76,6 +77,7 @@ t.test('the text format: every metric of the contract with its type, plus defaul
   const m = await scrape(h)
   const expected: Record<string, string> = {
     connections: 'gauge',
+    connections_by_transport: 'gauge',
     published_total: 'counter',
     publish_failures_total: 'counter',
     delivered_total: 'counter',
@@ -91,6 +93,7 @@ t.test('the text format: every metric of the contract with its type, plus defaul
   t.ok(m.types.has('process_cpu_user_seconds_total'), 'default process metrics')
   t.ok(m.types.has('nodejs_eventloop_lag_seconds'), 'default Node.js metrics')
   t.equal(value(m, 'connections', { role: 'admin' }), 0, 'known roles start at 0')
+  t.ok(m.samples.some(s => s.name === 'unified_notifications_connections_by_transport' && s.labels.transport === 'ws' && s.value === 0), 'the /ws door starts at 0')
   t.ok(m.samples.some(s => s.name === 'unified_notifications_delivered_total' && s.labels.category === 'security' && s.value === 0), 'known categories start at 0')
   const buckets = m.samples.filter(s => s.name === 'unified_notifications_publish_to_send_seconds_bucket').map(s => s.labels.le)
   t.ok(buckets.includes('0.0005') && buckets.includes('0.001') && buckets.includes('5') && buckets.includes('+Inf'), 'buckets from sub-millisecond to seconds')
@@ -252,4 +255,25 @@ t.test('NOTIFY_METRICS: on by default in the standalone server, 0 turns it off, 
   t.equal(configFromEnv({ NOTIFY_METRICS: '0' }).metrics, false)
   t.equal(configFromEnv({ NOTIFY_METRICS: 'true' }).metrics, true)
   t.throws(() => configFromEnv({ NOTIFY_METRICS: 'toString' }), ConfigError)
+})
+
+t.test('connections_by_transport: each door counted at scrape time, up on connect and down on close', async t => {
+  const h = await buildSio(t)
+  const token = await h.token('tess', 'user')
+  const ws = await connect(h.ws, { token })
+  await ws.nextOf('connected')
+  const c = await sio(h, { auth: { token }, transports: ['websocket'] })
+  await c.next('connected')
+  let m = await scrape(h)
+  t.equal(value(m, 'connections_by_transport', { transport: 'ws' }), 1, '{transport=ws}')
+  t.equal(value(m, 'connections_by_transport', { transport: 'socketio' }), 1, '{transport=socketio}')
+  t.equal(value(m, 'connections', { role: 'user' }), 2, 'the role gauge counts both doors')
+
+  const closed = next(h, events.connectionClosed)
+  c.close()
+  await closed
+  m = await scrape(h)
+  t.equal(value(m, 'connections_by_transport', { transport: 'socketio' }), 0, 'back to 0 once the Socket.IO client left')
+  t.equal(value(m, 'connections_by_transport', { transport: 'ws' }), 1)
+  ws.close()
 })
