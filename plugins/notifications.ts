@@ -100,7 +100,7 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
       // The listener @fastify/websocket added; when the host app registered it before us, every earlier one.
       const added = app.server.listeners('upgrade').filter(l => !upgradeListeners.has(l))
       const routedUpgrades = added.length > 0 ? added : [...upgradeListeners]
-      await scope.register(socketIoRoute, { manager, auth, path: opts.socketio.path, heartbeatMs: opts.heartbeatMs, routedUpgrades })
+      await scope.register(socketIoRoute, { manager, auth, path: opts.socketio.path, ...(opts.socketio.corsOrigins !== undefined ? { corsOrigins: opts.socketio.corsOrigins } : {}), heartbeatMs: opts.heartbeatMs, routedUpgrades })
     }
   })
 }

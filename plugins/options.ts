@@ -54,8 +54,12 @@ export interface UnifiedNotificationsOptions {
   metrics?: boolean | { registry: Registry }
   /** Categories a user cannot mute (NOTIFY_LOCKED_CATEGORIES), default ['security'] (if configured); each must be a configured category. */
   lockedCategories?: string[]
-  /** Serves the Socket.IO protocol for old front ends (NOTIFY_SOCKETIO); `true` uses the default path '/socket.io/'. Off by default. */
-  socketio?: boolean | { path?: string }
+  /**
+   * Serves the Socket.IO protocol for old front ends (NOTIFY_SOCKETIO); `true` uses the default path '/socket.io/'.
+   * `corsOrigins` lets pages on those origins (or '*': any) use the long-polling transport across origins
+   * (engine.io answers its own requests, so the host app's CORS plugin does not reach them). Off by default.
+   */
+  socketio?: boolean | { path?: string, corsOrigins?: string[] }
 }
 
 export interface ResolvedOptions {
@@ -79,7 +83,7 @@ export interface ResolvedOptions {
   metrics: { registry?: Registry } | false
   lockedCategories: string[]
   /** Absent when the Socket.IO door is off. */
-  socketio: { path: string } | undefined
+  socketio: { path: string, corsOrigins?: string[] } | undefined
 }
 
 export const DEFAULTS = {
@@ -176,15 +180,16 @@ export function resolveOptions (opts: UnifiedNotificationsOptions): ResolvedOpti
   }
 }
 
-function resolveSocketIo (value: unknown, wsPath: string): { path: string } | undefined {
+function resolveSocketIo (value: unknown, wsPath: string): ResolvedOptions['socketio'] {
   if (value === undefined || value === false) return undefined
   if (value === true) return { path: DEFAULTS.socketioPath }
-  if (typeof value !== 'object' || value === null) fail('socketio must be a boolean or { path }')
-  for (const k of Object.keys(value)) if (k !== 'path') fail(`socketio.${k} is not a known setting`)
+  if (typeof value !== 'object' || value === null) fail('socketio must be a boolean or { path, corsOrigins }')
+  for (const k of Object.keys(value)) if (k !== 'path' && k !== 'corsOrigins') fail(`socketio.${k} is not a known setting`)
+  const corsOrigins = stringList('socketio.corsOrigins', (value as { corsOrigins?: unknown }).corsOrigins)
   const path = (value as { path?: unknown }).path ?? DEFAULTS.socketioPath
   if (typeof path !== 'string' || !/^\/[^?#]*$/.test(path) || path === '/') fail("socketio.path must start with '/' and name a path below it")
   // engine.io takes every request under its path: it must not swallow the WebSocket route.
   const prefix = path.replace(/\/$/, '') + '/'
   if ((wsPath + '/').startsWith(prefix)) fail(`socketio.path '${path}' would take the WebSocket route '${wsPath}'`)
-  return { path }
+  return corsOrigins === undefined || corsOrigins.length === 0 ? { path } : { path, corsOrigins }
 }

@@ -19,6 +19,8 @@ export interface SocketIoRouteOptions {
   auth: Auth
   /** Where Socket.IO is served, default '/socket.io/'. */
   path: string
+  /** Origins whose pages may use long-polling across origins ('*': any); none: same origin only. */
+  corsOrigins?: readonly string[]
   /** engine.io's ping interval (the /ws heartbeat's). */
   heartbeatMs: number
   /** The upgrade listeners that route through Fastify (@fastify/websocket's): Socket.IO's upgrades are kept from them. */
@@ -66,6 +68,10 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
     maxHttpBufferSize: manager.limits.maxPayload,
     pingInterval: opts.heartbeatMs,
     perMessageDeflate: false,
+    // engine.io answers its path's requests itself: the host's CORS plugin never sees a polling request.
+    ...(opts.corsOrigins !== undefined
+      ? { cors: { origin: opts.corsOrigins.includes('*') ? '*' : [...opts.corsOrigins], methods: ['GET', 'POST'] } }
+      : {}),
     // Shutting down: refuse the engine.io handshake itself, so no new connection outlives the drain.
     allowRequest: (_req, callback) => { callback(manager.accepting ? null : 'shutting down', manager.accepting) }
   })

@@ -90,7 +90,15 @@ export async function buildServer (overrides: Partial<ServerConfig> = {}): Promi
     port: _port, host: _host, secretFile: _secretFile, logLevel: _logLevel, logger: _logger, bodyLimit: _bodyLimit,
     legacyAdapters: _legacyAdapters, corsOrigins: _corsOrigins, demo: _demo, demoTickMs: _demoTickMs, ...pluginOptions
   } = config
-  await app.register(unifiedNotifications, { ...pluginOptions, ...(jwtSecret !== undefined ? { jwtSecret } : {}) })
+  // The Socket.IO door's long-polling requests bypass @fastify/cors: the same origins go to engine.io.
+  const socketio = pluginOptions.socketio === true && config.corsOrigins !== undefined && config.corsOrigins.length > 0
+    ? { corsOrigins: config.corsOrigins }
+    : pluginOptions.socketio
+  await app.register(unifiedNotifications, {
+    ...pluginOptions,
+    ...(socketio !== undefined ? { socketio } : {}),
+    ...(jwtSecret !== undefined ? { jwtSecret } : {})
+  })
 
   // Legacy services in other processes: one emitter per enabled adapter, fed by the ingest route (and by demo mode's simulators).
   const emitters = new Map<string, EventEmitter>()

@@ -336,3 +336,33 @@ t.test('options: socketio off by default, a custom path, and wrong values fail a
   await t.rejects(buildServer({ jwtSecret: 'x'.repeat(32), store: 'memory', logger: false, path: '/io/ws', socketio: { path: '/io' } }), /WebSocket route/)
   await t.rejects(buildServer({ jwtSecret: 'x'.repeat(32), store: 'memory', logger: false, authenticate: async () => null, socketio: true }), /authenticate/)
 })
+
+t.test('CORS for long-polling: NOTIFY_CORS_ORIGINS reaches engine.io (the Fastify CORS plugin never sees its requests)', async t => {
+  const handshake = (h: Harness, origin: string): Promise<Response> =>
+    fetch(`${h.http}/socket.io/?EIO=4&transport=polling`, { headers: { origin } })
+
+  const same = await buildSio(t)
+  const plain = await handshake(same, 'https://old-page.example.com')
+  t.equal(plain.status, 200, 'the handshake itself works')
+  t.equal(plain.headers.get('access-control-allow-origin'), null, 'no CORS unless origins are configured')
+
+  const h = await buildSio(t, { corsOrigins: ['https://old-page.example.com'] })
+  const allowed = await handshake(h, 'https://old-page.example.com')
+  t.equal(allowed.status, 200)
+  t.equal(allowed.headers.get('access-control-allow-origin'), 'https://old-page.example.com', 'a configured origin may poll')
+  const other = await handshake(h, 'https://elsewhere.example.com')
+  t.not(other.headers.get('access-control-allow-origin'), 'https://elsewhere.example.com', 'another origin is not allowed')
+  const preflight = await fetch(`${h.http}/socket.io/?EIO=4&transport=polling`, {
+    method: 'OPTIONS', headers: { origin: 'https://old-page.example.com', 'access-control-request-method': 'POST' }
+  })
+  t.ok(preflight.status === 204 || preflight.status === 200, 'the preflight is answered')
+  t.match(preflight.headers.get('access-control-allow-methods') ?? '', /POST/)
+  const rest = await fetch(`${h.http}/health`, { headers: { origin: 'https://old-page.example.com' } })
+  t.equal(rest.headers.get('access-control-allow-origin'), 'https://old-page.example.com', 'the REST API keeps its CORS')
+
+  const any = await buildSio(t, { corsOrigins: ['*'] })
+  t.equal((await handshake(any, 'https://anywhere.example.com')).headers.get('access-control-allow-origin'), '*')
+
+  const { buildServer } = await import('../server/index.js')
+  await t.rejects(buildServer({ jwtSecret: 'x'.repeat(32), store: 'memory', logger: false, socketio: { corsOrigins: 'https://a' as never } }), /socketio.corsOrigins/)
+})
