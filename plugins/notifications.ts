@@ -85,6 +85,18 @@ async function unifiedNotificationsPlugin (app: FastifyInstance, rawOptions: Uni
   // The one registration of the error shape: every route here and the legacy ingest route (which depends on this plugin) refer to it.
   if (app.getSchema(ErrorResponse.$id!) === undefined) app.addSchema(ErrorResponse)
 
+  // An upgrade no WebSocket route took (a 404, a host route answering over HTTP) has left Node's HTTP server, and
+  // its timeouts: close it once answered, as @fastify/websocket does only inside the scope it is registered in.
+  app.addHook('onResponse', (request, _reply, done) => {
+    const { upgrade, connection } = request.raw.headers
+    if (upgrade !== undefined && connection !== undefined && /\bupgrade\b/i.test(connection)) {
+      // Ended once its answer is flushed; destroyed then, so a peer that never closes its side holds nothing.
+      const socket = request.raw.socket
+      socket.end(() => socket.destroy())
+    }
+    done()
+  })
+
   await app.register(async function notificationRoutes (scope) {
     // Strict bodies and this project's error mapping, for our routes only: the host app keeps its own.
     configureRestScope(scope)

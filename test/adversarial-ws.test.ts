@@ -234,3 +234,49 @@ t.test('hostile refresh tokens: alg none, another algorithm, another secret, gar
   t.equal(h.app.notifications.sizes().registry.connections, 1)
   c.close()
 })
+
+t.test('library use: an upgrade no WebSocket route takes is answered, then its socket is closed by the server', async t => {
+  const { default: Fastify } = await import('fastify')
+  const { connect: tcp } = await import('node:net')
+  const { unifiedNotifications } = await import('../index.js')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(unifiedNotifications, { jwtSecret: SECRET })
+  app.get('/host-page', async () => ({ ok: true }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+
+  /** Sends a raw upgrade request; resolves with what came back once the server closed the socket. */
+  const upgrade = (path: string): Promise<string> => new Promise((resolve, reject) => {
+    const s = tcp(port, '127.0.0.1')
+    let data = ''
+    s.setEncoding('utf8')
+    s.on('data', (d: string) => { data += d })
+    s.on('error', reject)
+    s.on('close', () => resolve(data))
+    s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  })
+  // A socket left open fails here by the tap timeout: nothing else would close it.
+  const unrouted = await upgrade('/nothing-here')
+  t.match(unrouted, /^HTTP\/1\.1 404 /, 'an unrouted path: 404, then closed')
+  t.match(unrouted, /"statusCode":404/, 'the whole answer arrived before the close')
+  t.match(await upgrade('/host-page'), /^HTTP\/1\.1 200 [\s\S]*"ok":true/, "a host app's HTTP route: answered, then closed")
+  t.match(await upgrade('/ws'), /^HTTP\/1\.1 401 /, 'our route refusing: 401, then closed')
+
+  // An ordinary request keeps its keep-alive connection: a second request on it is answered.
+  const answers = await new Promise<number>((resolve, reject) => {
+    const s = tcp(port, '127.0.0.1')
+    let seen = 0
+    s.setEncoding('utf8')
+    s.on('error', reject)
+    s.on('close', () => resolve(seen))
+    s.on('data', (d: string) => {
+      seen += d.split('HTTP/1.1 200').length - 1
+      if (seen === 1) s.write('GET /host-page HTTP/1.1\r\nHost: x\r\n\r\n')
+      else s.destroy()
+    })
+    s.write('GET /host-page HTTP/1.1\r\nHost: x\r\n\r\n')
+  })
+  t.equal(answers, 2, 'a plain request is not closed: the next one on the connection is answered')
+})
