@@ -172,6 +172,8 @@ export class NotificationManager implements NotificationService {
   #published = 0
   #duplicates = 0
   #delivered = 0
+  /** The history log live sessions' cursors refer to, when the broker says which (Redis). */
+  #logEpoch: string | undefined
   #accepting = false
 
   constructor (opts: ManagerOptions) {
@@ -190,6 +192,7 @@ export class NotificationManager implements NotificationService {
 
   async start (): Promise<void> {
     await this.store.init()
+    this.#logEpoch = this.store.epoch
     await this.#presence.start({ user: id => this.registry.presenceOf(id), users: () => this.registry.presence() })
     await this.broker.start(m => {
       try {
@@ -334,8 +337,24 @@ export class NotificationManager implements NotificationService {
     return draft
   }
 
+  /**
+   * The store lost its log (Redis lost its data): seq started again, so every live cursor, here and in
+   * the clients, points into a log that is gone, and the new log's first notifications would be dropped
+   * as already seen. Each connection is closed as in a restart; the clients reconnect, and resuming
+   * with the old epoch answers complete:false, so they reload their view from the new log.
+   */
+  #logStartedOver (epoch: string): void {
+    this.log.warn({ epoch, previous: this.#logEpoch, connections: this.registry.sizes().connections }, 'the history log started over: closing every connection')
+    this.#logEpoch = epoch
+    for (const conn of [...this.registry.all()]) conn.close(CloseCode.goingAway, 'history log started over')
+  }
+
   /** Broker callback: writes one notification to the local sockets entitled to it. */
   deliver (message: BrokerMessage): void {
+    if (message.epoch !== undefined && message.epoch !== this.#logEpoch) {
+      this.#logStartedOver(message.epoch)
+      return
+    }
     const n = message.notification
     if (isExpired(n, Date.now())) return
     const recipients = this.registry.recipients(n)
@@ -425,8 +444,9 @@ export class NotificationManager implements NotificationService {
   }
 
   async resumeStatus (since: number, epoch?: string): Promise<ResumeStatus> {
-    if (epoch !== undefined && epoch !== this.store.epoch) return { complete: false, replay: false }
+    // Read first: a shared store (Redis) refreshes its epoch with the last seq.
     const [last, pruned] = await Promise.all([this.store.lastSeq(), this.store.prunedThrough()])
+    if (epoch !== undefined && epoch !== this.store.epoch) return { complete: false, replay: false }
     if (since > last) return { complete: false, replay: false }
     return { complete: since >= pruned, replay: true }
   }

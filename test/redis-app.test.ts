@@ -6,7 +6,7 @@ import { API_KEY, build, connect, publish } from './helper.js'
 import { REDIS_URL, redisPrefixes } from './redis-helper.js'
 import { RedisStore } from '../src/stores/redis-store.js'
 
-const { prefix } = redisPrefixes(t)
+const { prefix, admin } = redisPrefixes(t)
 
 t.test('two apps on one Redis: a publish on one reaches a socket on the other; presence and stats span both', async t => {
   const redisPrefix = prefix()
@@ -39,4 +39,38 @@ t.test('one app alone keeps presence in its registry', async t => {
   t.same(p.nobody, { online: false })
   t.same(await h.app.notifications.cluster(), { instances: 1, connections: 1, users: 1 })
   bob.close()
+})
+
+t.test('Redis lost its data (a new epoch): every live connection on every instance is closed with 1001; resuming says complete:false; the new log is delivered', async t => {
+  const redisPrefix = prefix()
+  const one = await build(t, { store: REDIS_URL, redisPrefix })
+  const two = await build(t, { store: REDIS_URL, redisPrefix })
+  const here = await connect(one.ws, { token: await one.token('ann') })
+  const there = await connect(two.ws, { token: await two.token('ann') })
+  const first = await there.nextOf('connected')
+  await here.nextOf('connected')
+  for (let k = 0; k < 3; k++) await publish(one, { category: 'dashboard', title: `old ${k}` })
+  const lastOld = (await there.nextOf('notification', 10_000)).notification.seq
+  for (let k = 0; k < 2; k++) await there.nextOf('notification', 10_000)
+
+  // What a Redis restart without persistence does to this deployment's keys: the counter and the log are gone.
+  const keys = await admin.keys(`${(one.store as RedisStore).keyPrefix}*`)
+  t.ok(keys.length > 0, 'the deployment had keys')
+  await admin.unlink(...keys)
+  const fresh = await publish(two, { category: 'dashboard', title: 'new log' })
+  t.equal(fresh.seq, 1, 'the new log starts at seq 1')
+
+  const [closedThere, closedHere] = await Promise.all([there.closed, here.closed])
+  t.equal(closedThere.code, 1001, 'closed on the instance that appended')
+  t.equal(closedHere.code, 1001, 'and on the other one')
+
+  // The client reconnects as after a restart, resuming from the old log.
+  const again = await connect(one.ws, { token: await one.token('ann'), query: { since: String(lastOld + 2), epoch: first.epoch } })
+  const connected = await again.nextOf('connected')
+  t.not(connected.epoch, first.epoch, 'the connected frame names the new log')
+  t.equal(connected.lastSeq, 1, 'and its last seq')
+  t.same(await again.nextOf('replayed'), { type: 'replayed', count: 0, complete: false }, 'the old cursor is refused: reload')
+  const later = await publish(two, { category: 'dashboard', title: 'after' })
+  t.equal((await again.nextOf('notification', 10_000)).notification.seq, later.seq, 'live delivery from the new log, seq 2 not dropped')
+  again.close()
 })

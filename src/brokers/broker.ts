@@ -18,6 +18,11 @@ export interface BrokerMessage {
    * (a broker whose store already fanned it out carries the legacy payload after it).
    */
   legacyOnly?: boolean
+  /**
+   * The history log the notification belongs to, from brokers that carry it (Redis): a new
+   * epoch means the store lost its log and seq started again.
+   */
+  epoch?: string
 }
 
 /**

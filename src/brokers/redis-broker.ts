@@ -159,6 +159,8 @@ export class RedisBroker implements Broker {
     const notification = JSON.parse(body) as StoredNotification
     const legacy = this.#field(fields, 'l')
     const message: BrokerMessage = legacy === undefined ? { notification } : { notification, legacy: JSON.parse(legacy) as BrokerMessage['legacy'] & object }
+    const logEpoch = this.#field(fields, 'e')
+    if (logEpoch !== undefined && logEpoch !== '') message.epoch = logEpoch
     if (this.#field(fields, 'o') === '1') {
       this.#call(() => this.#handler?.({ ...message, legacyOnly: true }))
       return

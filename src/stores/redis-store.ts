@@ -166,7 +166,10 @@ export class RedisStore implements HistoryStore {
   }
 
   async lastSeq (): Promise<number> {
-    return Number(await this.#redis.hget(this.#meta, 'seq') ?? 0)
+    // With the epoch: a connection is told the last seq of the log it names (another instance may have started a new one).
+    const [seq, epoch] = await this.#redis.hmget(this.#meta, 'seq', 'epoch')
+    if (epoch !== null && epoch !== undefined) this.#epoch = epoch
+    return Number(seq ?? 0)
   }
 
   async prunedThrough (): Promise<number> {
