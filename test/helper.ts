@@ -213,3 +213,14 @@ export async function within<T> (promise: Promise<T>, ms: number, what = 'the op
     clearTimeout(timer)
   }
 }
+
+/** Counts the writes a server-side socket makes to the kernel (each _write or _writev is one). */
+export function countWrites (socket: unknown): { writes: number } {
+  const raw = socket as { _write: (...a: unknown[]) => unknown, _writev: (...a: unknown[]) => unknown }
+  const counter = { writes: 0 }
+  const write = raw._write.bind(raw)
+  const writev = raw._writev.bind(raw)
+  raw._write = (...a: unknown[]) => { counter.writes++; return write(...a) }
+  raw._writev = (...a: unknown[]) => { counter.writes++; return writev(...a) }
+  return counter
+}

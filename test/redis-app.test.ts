@@ -2,7 +2,7 @@
 // wiring): the broker follows the store, presence and stats are cluster-wide.
 // The child-process suite is test/multi-instance.test.ts.
 import t from 'tap'
-import { API_KEY, build, connect, publish } from './helper.js'
+import { API_KEY, build, connect, countWrites, publish } from './helper.js'
 import { REDIS_URL, redisPrefixes } from './redis-helper.js'
 import { RedisStore } from '../src/stores/redis-store.js'
 
@@ -73,4 +73,20 @@ t.test('Redis lost its data (a new epoch): every live connection on every instan
   const later = await publish(two, { category: 'dashboard', title: 'after' })
   t.equal((await again.nextOf('notification', 10_000)).notification.seq, later.seq, 'live delivery from the new log, seq 2 not dropped')
   again.close()
+})
+
+t.test('a batch read from the stream is handed on in one turn: twenty notifications leave a socket on the other instance in two writes', async t => {
+  const redisPrefix = prefix()
+  const one = await build(t, { store: REDIS_URL, redisPrefix })
+  const two = await build(t, { store: REDIS_URL, redisPrefix })
+  const c = await connect(two.ws, { token: await two.token('wes') })
+  await c.nextOf('connected')
+  const [counter] = [...two.upgraded].map(countWrites)
+  // One script appends all twenty to the stream, so the other instance reads them in one batch.
+  const outcomes = await one.app.notifications.publishMany(Array.from({ length: 20 }, (_, i) => ({ category: 'system', title: `n${i}` })))
+  const got = []
+  for (let i = 0; i < 20; i++) got.push((await c.nextOf('notification', 10_000)).notification.seq)
+  t.same(got, outcomes.map(o => o.notification.seq), 'all twenty, in seq order')
+  t.equal(counter!.writes, 2, 'the first at once, the other nineteen together (not one write per stream entry)')
+  c.close()
 })

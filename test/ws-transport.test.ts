@@ -8,7 +8,7 @@ import { COALESCE_BYTES } from '../plugins/ws-transport.js'
 import type { BrokerHandler, ControlHandler } from '../src/brokers/broker.js'
 import { LocalBroker } from '../src/brokers/local-broker.js'
 import { signToken } from '../src/tokens.js'
-import { API_KEY, SECRET, build, connect, publish, serverSockets } from './helper.js'
+import { API_KEY, SECRET, build, connect, countWrites, publish, serverSockets } from './helper.js'
 
 t.test('a broadcast framed once arrives intact at every socket, small and large', async t => {
   const h = await build(t)
@@ -62,16 +62,6 @@ t.test('an open connection does not keep its upgrade request and response alive'
 })
 
 /** Counts the writes (syscall-bound: _write or _writev) one server-side TCP socket makes. */
-function countWrites (socket: unknown): { writes: number } {
-  const raw = socket as { _write: (...a: unknown[]) => unknown, _writev: (...a: unknown[]) => unknown }
-  const counter = { writes: 0 }
-  const write = raw._write.bind(raw)
-  const writev = raw._writev.bind(raw)
-  raw._write = (...a: unknown[]) => { counter.writes++; return write(...a) }
-  raw._writev = (...a: unknown[]) => { counter.writes++; return writev(...a) }
-  return counter
-}
-
 t.test('a batch published at once leaves each socket in two writes, in order', async t => {
   const h = await build(t)
   const clients = await Promise.all(['a', 'b'].map(async u => connect(h.ws, { token: await h.token(u) })))

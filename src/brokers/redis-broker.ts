@@ -133,7 +133,13 @@ export class RedisBroker implements Broker {
       }
       if (this.#outage) this.#opts.log?.info({ lastId: this.#lastId }, 'Redis stream reading resumed')
       this.#outage = false
-      if (reply) for (const entry of reply[0]![1]) await this.#take(entry)
+      if (!reply) continue
+      for (const entry of reply[0]![1]) {
+        // Synchronous unless a gap must be filled first: a batch read is then handled in one turn, so
+        // each socket's frames of the batch leave it in one write (see plugins/ws-transport.ts).
+        const filling = this.#take(entry)
+        if (filling !== undefined) await filling
+      }
     }
   }
 
@@ -147,7 +153,8 @@ export class RedisBroker implements Broker {
     })
   }
 
-  async #take ([id, fields]: Entry): Promise<void> {
+  /** Hands one stream entry on; returns a promise only when a gap is filled from history first. */
+  #take ([id, fields]: Entry): Promise<void> | undefined {
     this.#lastId = id
     const control = this.#field(fields, 'c')
     if (control !== undefined) {
@@ -165,19 +172,21 @@ export class RedisBroker implements Broker {
       this.#call(() => this.#handler?.({ ...message, legacyOnly: true }))
       return
     }
-    const epoch = this.#field(fields, 'e')
-    if (epoch !== undefined && epoch !== '' && epoch !== this.#epoch) {
+    if (message.epoch !== undefined && message.epoch !== this.#epoch) {
       // A new log (Redis lost its data): seqs start again, so the old high-water mark means nothing.
       if (this.#epoch !== undefined) {
-        this.#opts.log?.warn({ epoch, previous: this.#epoch }, 'the history log has a new epoch')
+        this.#opts.log?.warn({ epoch: message.epoch, previous: this.#epoch }, 'the history log has a new epoch')
         this.#lastSeq = notification.seq - 1
       }
-      this.#epoch = epoch
+      this.#epoch = message.epoch
     }
     if (notification.seq <= this.#lastSeq) return
-    if (this.#fanout && this.#lastSeq > 0 && notification.seq > this.#lastSeq + 1) await this.#fill(this.#lastSeq, notification.seq)
-    this.#lastSeq = notification.seq
-    this.#call(() => this.#handler?.(message))
+    const hand = (): void => {
+      this.#lastSeq = notification.seq
+      this.#call(() => this.#handler?.(message))
+    }
+    if (this.#fanout && this.#lastSeq > 0 && notification.seq > this.#lastSeq + 1) return this.#fill(this.#lastSeq, notification.seq).then(hand)
+    hand()
   }
 
   /** The stream was trimmed past this instance's position: what it missed is read from history, in order. */
