@@ -97,7 +97,8 @@ const ROWS = (isRead: string) => `SELECT n.seq, n.body, ${isRead} AS is_read FRO
 
 // The broadcast arm and a role's arm are the same for every user with those
 // categories: their newest entries are read once and kept until the next write,
-// so a connect, a resume or a first history page walks only the user's own arm.
+// so an unread count walks only the user's own arm, and a page or a replay near
+// the newest end reads the shared ones from memory.
 // The role arm cached here keeps rows that also name the user (the page and the
 // count de-duplicate them against the user arm). Walking up to 1,000 role rows
 // (each a table row lookup for its category and expiry) was the bulk of an unread
