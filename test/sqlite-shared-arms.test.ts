@@ -142,3 +142,20 @@ t.test('SqliteStore answers as the memory store does on a mixed history longer t
   const alices = await sqlite.unreadCount(alice, CATEGORIES, now)
   t.ok(alices > 100 && alices < UNREAD_COUNT_CAP, `alice's count (${alices}) is below the cap`)
 })
+
+t.test('SqliteStore: counts stay right for more category sets than the cache keeps', async t => {
+  const store = await open(t)
+  const all = ['system', 'dashboard', 'admin', 'health', 'maintenance', 'security', 'user']
+  await store.appendMany(all.map(category => ({ draft: draft({ category }) })))
+  await store.append(draft({ category: 'user', audience: { roles: ['user'] } }))
+  // Every non-empty subset of the seven categories, for two roles: 127 broadcast keys and 254 role keys.
+  let wrong = 0
+  for (let mask = 1; mask < 128; mask++) {
+    const categories = all.filter((_, i) => (mask & (1 << i)) !== 0)
+    const expected = categories.length + (categories.includes('user') ? 1 : 0)
+    if (await store.unreadCount(alice, categories, Date.now()) !== expected) wrong++
+    if (await store.unreadCount(root, categories, Date.now()) !== categories.length) wrong++
+  }
+  t.equal(wrong, 0)
+  t.equal(await store.unreadCount(alice, all, Date.now()), 8)
+})
