@@ -23,6 +23,11 @@ if (process.argv.includes('--cluster')) {
   const r = spawnSync(process.execPath, [fileURLToPath(new URL('./cluster.mjs', import.meta.url)), ...process.argv.slice(2).filter(a => a !== '--cluster')], { stdio: 'inherit' })
   process.exit(r.status ?? 1)
 }
+// --history: cost as history grows (bench/history.mjs), with its own options.
+if (process.argv.includes('--history')) {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('./history.mjs', import.meta.url)), ...process.argv.slice(2).filter(a => a !== '--history')], { stdio: 'inherit' })
+  process.exit(r.status ?? 1)
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +53,7 @@ if (args.help) {
   --quick               N=1000, 1 repetition, fewer and shorter scenarios (< 2 min)
   --cluster             the multi-instance scenario instead (two instances on Redis against one on SQLite
                         and two Socket.IO servers on Redis): see npm run bench -- --cluster --help
+  --history             cost as history grows (0 to 1,000,000 notifications stored): see npm run bench -- --history --help
   --n=1000,5000,10000   connection counts            --reps=3  repetitions
   --servers=raw,ours,sio[,fastify-ws,ours-sio]        --with-fastify-ws  add Fastify+@fastify/websocket
   --baseline=raw        the server the ratios are against (e.g. --servers=sio,ours-sio --baseline=sio:

@@ -95,6 +95,69 @@ const armStatements = (db: Database.Database, make: (arm: string) => string) => 
 const ROWS = (isRead: string) => `SELECT n.seq, n.body, ${isRead} AS is_read FROM notifications n
   WHERE n.seq IN (SELECT value FROM json_each(@seqs))`
 
+// The broadcast arm and a role's arm are the same for every user with those
+// categories: their newest entries are read once and kept until the next write,
+// so an unread count walks only the user's own arm, and a page or a replay near
+// the newest end reads the shared ones from memory.
+// The role arm cached here keeps rows that also name the user (the page and the
+// count de-duplicate them against the user arm). Walking up to 1,000 role rows
+// (each a table row lookup for its category and expiry) was the bulk of an unread
+// count once history held more than the cap (figures in docs/benchmarks.md).
+const SHARED = {
+  broadcast: `SELECT n.seq, n.expires_ms FROM notifications n INDEXED BY notifications_broadcast_seq
+    WHERE n.aud_users IS NULL AND n.aud_roles IS NULL AND n.category IN (SELECT value FROM json_each(@categories))
+      AND (n.expires_ms IS NULL OR n.expires_ms > @now)
+    ORDER BY n.seq DESC LIMIT +@depth`,
+  role: `SELECT a.seq, n.expires_ms FROM notification_audience a JOIN notifications n ON n.seq = a.seq
+    WHERE a.kind = 1 AND a.value = @role AND n.category IN (SELECT value FROM json_each(@categories))
+      AND (n.expires_ms IS NULL OR n.expires_ms > @now)
+    ORDER BY a.seq DESC LIMIT +@depth`
+}
+/** Entries kept per shared arm: enough to count to the cap and to page near the newest end. */
+const SHARED_DEPTH = UNREAD_COUNT_CAP + 1
+/** Distinct (arm, categories) entries kept; beyond it the cache starts over (muted sets make keys vary). */
+const SHARED_ENTRIES = 256
+
+/** The newest entitled seqs of one shared arm, newest first, as read at `filledAt`. */
+interface SharedArm {
+  seqs: number[]
+  /** Every entitled seq is in `seqs` (fewer than SHARED_DEPTH exist). */
+  complete: boolean
+  filledAt: number
+  /** The earliest expiry among `seqs`: from then on the entry is stale. */
+  validUntil: number
+}
+
+/** How many entries of a newest-first list are above `seq`. */
+function countAbove (seqs: readonly number[], seq: number): number {
+  let lo = 0
+  let hi = seqs.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (seqs[mid]! > seq) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/** The seqs of `arm` in (after, before), at most `limit`, in the given order; undefined when the entry does not reach that far. */
+function sharedRange (arm: SharedArm, after: number, before: number, limit: number, asc: boolean): number[] | undefined {
+  const { seqs } = arm
+  const out: number[] = []
+  if (asc) {
+    const above = countAbove(seqs, after)
+    // Every seq above `after` must be in the list: the list is complete or reaches down to `after`.
+    if (!arm.complete && above === seqs.length) return undefined
+    for (let k = above - 1; k >= 0 && out.length < limit && seqs[k]! < before; k--) out.push(seqs[k]!)
+    return out
+  }
+  for (let k = countAbove(seqs, before - 1); k < seqs.length && out.length < limit; k++) {
+    if (seqs[k]! <= after) return out
+    out.push(seqs[k]!)
+  }
+  return out.length === limit || arm.complete ? out : undefined
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notifications (
@@ -128,6 +191,9 @@ export class SqliteStore implements HistoryStore {
   /** Rows in notifications, kept in step by this writer, so retention by count needs no scan below the limit. */
   #rows = 0
   #stmts!: ReturnType<SqliteStore['prepare']>
+  /** Shared arms by (arm, role, categories); emptied by every write of this store and of any other connection. */
+  readonly #shared = new Map<string, SharedArm>()
+  #dataVersion = -1
 
   constructor (path: string, retention: Partial<Retention> = {}) {
     this.#path = path
@@ -191,6 +257,10 @@ export class SqliteStore implements HistoryStore {
       hasMarks: db.prepare('SELECT 1 FROM read_marks WHERE user_id = ? LIMIT 1').pluck(),
       pageAsc: armStatements(db, arm => `${arm} ORDER BY 1 ASC LIMIT +@limit`),
       pageDesc: armStatements(db, arm => `${arm} ORDER BY 1 DESC LIMIT +@limit`),
+      sharedBroadcast: db.prepare(SHARED.broadcast).raw(),
+      sharedRole: db.prepare(SHARED.role).raw(),
+      userArm: db.prepare(`${ARMS.user} LIMIT +@cap`).pluck(),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
       rows: db.prepare(ROWS(IS_READ)),
       rowsWithoutMarks: db.prepare(ROWS('n.seq <= @upto')),
       unread: [
@@ -285,6 +355,8 @@ export class SqliteStore implements HistoryStore {
   }
 
   #commit (jobs: AppendJob[]): void {
+    // Synchronous from here to the end: no read runs between this and the writes below.
+    this.#shared.clear()
     if (!this.#db) {
       for (const job of jobs) job.reject(new Error('SqliteStore closed before the append was written'))
       return
@@ -367,7 +439,21 @@ export class SqliteStore implements HistoryStore {
       limit: q.limit
     }
     // Each arm gives at most `limit` seqs in order; the page is the first `limit` of their union.
-    const seqs = (asc ? this.#stmts.pageAsc : this.#stmts.pageDesc).flatMap(stmt => stmt.all(bound) as number[])
+    const [broadcast, own, role] = asc ? this.#stmts.pageAsc : this.#stmts.pageDesc
+    let seqs: number[]
+    if (bound.unreadOnly === 0) {
+      // No read mark to check per row: the shared arms come from the cache when it holds them and
+      // reaches far enough. A page does not fill it: reading 1,001 entries to list 50 would make a
+      // page right after an append dearer than its own walk; the unread count (every connect) fills it.
+      const range = (arm: SharedArm | undefined) => arm && sharedRange(arm, bound.after, bound.before, q.limit, asc)
+      seqs = [...new Set([
+        ...(range(this.#sharedArm('broadcast', params, false)) ?? broadcast!.all(bound) as number[]),
+        ...(range(this.#sharedArm('role', params, false)) ?? role!.all(bound) as number[]),
+        ...own!.all(bound) as number[]
+      ])]
+    } else {
+      seqs = [broadcast!, own!, role!].flatMap(stmt => stmt.all(bound) as number[])
+    }
     seqs.sort(asc ? (a, b) => a - b : (a, b) => b - a)
     if (seqs.length === 0) return []
     const rows = (marks ? this.#stmts.rows : this.#stmts.rowsWithoutMarks)
@@ -385,9 +471,49 @@ export class SqliteStore implements HistoryStore {
   async unreadCount (user: User, categories: readonly string[], now: number): Promise<number> {
     const params = this.#params(user, categories, now)
     const bound = { ...params, after: params.upto, before: Number.MAX_SAFE_INTEGER, unreadOnly: this.#checkMarks(user.id), cap: UNREAD_COUNT_CAP }
+    if (bound.unreadOnly === 0) {
+      // Unread is everything above read_upto: count the shared arms from the cache, walk only the user's own.
+      const broadcasts = countAbove(this.#sharedArm('broadcast', params, true)!.seqs, params.upto)
+      if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
+      const role = this.#sharedArm('role', params, true)!.seqs
+      const roles = countAbove(role, params.upto)
+      // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
+      if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
+      const own = this.#stmts.userArm.all(bound) as number[]
+      // A row naming both the user and its role is in both lists: count it once.
+      const both = own.filter(seq => role[countAbove(role, seq)] === seq).length
+      return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + own.length - both)
+    }
     let count = 0
     for (const stmt of this.#stmts.unread) count += stmt.get(bound) as number
     return Math.min(count, UNREAD_COUNT_CAP)
+  }
+
+  /** The broadcast arm, or the arm of the user's role, from the cache; when it is absent or stale, read again if `fill`. */
+  #sharedArm (kind: 'broadcast' | 'role', params: { role: string, categories: string, now: number }, fill: boolean): SharedArm | undefined {
+    const s = this.#stmts
+    // Another connection (a second process on this file) may have written: its commits change data_version.
+    const version = s.dataVersion.get() as number
+    if (version !== this.#dataVersion) {
+      this.#dataVersion = version
+      this.#shared.clear()
+    }
+    const { role, categories, now } = params
+    const key = kind === 'broadcast' ? `b ${categories}` : `r ${role} ${categories}`
+    const cached = this.#shared.get(key)
+    // A cache read at `filledAt` left out what had expired by then: valid for later times only, until its first expiry.
+    if (cached !== undefined && cached.filledAt <= now && now < cached.validUntil) return cached
+    if (!fill) return undefined
+    const rows = (kind === 'broadcast' ? s.sharedBroadcast : s.sharedRole).all({ role, categories, now, depth: SHARED_DEPTH }) as Array<[number, number | null]>
+    let validUntil = Infinity
+    const seqs = rows.map(([seq, expires]) => {
+      if (expires !== null && expires < validUntil) validUntil = expires
+      return seq
+    })
+    const arm: SharedArm = { seqs, complete: seqs.length < SHARED_DEPTH, filledAt: now, validUntil }
+    if (this.#shared.size >= SHARED_ENTRIES) this.#shared.clear()
+    this.#shared.set(key, arm)
+    return arm
   }
 
   async markRead (userId: string, ids: readonly string[]): Promise<void> {
@@ -462,6 +588,7 @@ export class SqliteStore implements HistoryStore {
   }
 
   async prune (now: number): Promise<void> {
+    this.#shared.clear()
     this.#database.transaction(() => this.#pruneRows(now))()
   }
 
