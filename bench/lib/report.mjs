@@ -211,7 +211,7 @@ export function chartSvg (summary, servers, ns, title, labels = {}) {
     for (const n of sorted) out.push(`<text x="${X(n)}" y="${top + ph + 16}" text-anchor="middle">${n.toLocaleString('en-US')}</text>`)
     out.push(`<text x="${p.x0 + pw / 2}" y="${top + ph + 33}" text-anchor="middle">connections (N)</text>`)
     if (p.threshold !== undefined) {
-      out.push(`<line x1="${p.x0}" y1="${Y(p.threshold).toFixed(1)}" x2="${p.x0 + pw}" y2="${Y(p.threshold).toFixed(1)}" stroke="#f59e0b" stroke-dasharray="4 3"/><text x="${p.x0 + pw - 2}" y="${(Y(p.threshold) - 4).toFixed(1)}" text-anchor="end" fill="#b45309">${p.threshold} ms (capacity)</text>`)
+      out.push(`<line x1="${p.x0}" y1="${Y(p.threshold).toFixed(1)}" x2="${p.x0 + pw}" y2="${Y(p.threshold).toFixed(1)}" stroke="#f59e0b" stroke-dasharray="4 3"/><text x="${p.x0 + pw - 4}" y="${(Y(p.threshold) + 14).toFixed(1)}" text-anchor="end" fill="#b45309">${p.threshold} ms (capacity)</text>`)
     }
     for (const { s, dash, v } of lines) {
       const c = COLORS[s] ?? '#9333ea'
@@ -225,7 +225,7 @@ export function chartSvg (summary, servers, ns, title, labels = {}) {
   for (const s of servers) {
     const text = labels[s] ?? s
     out.push(`<line x1="${x}" y1="${ly}" x2="${x + 22}" y2="${ly}" stroke="${COLORS[s] ?? '#9333ea'}" stroke-width="3"/><circle cx="${x + 11}" cy="${ly}" r="3.5" fill="${COLORS[s] ?? '#9333ea'}"/><text x="${x + 28}" y="${ly + 4}">${esc(text)}</text>`)
-    x += 40 + text.length * 6.6
+    x += 44 + text.length * 5.6
   }
   out.push(`<line x1="405" y1="${ly + 24}" x2="427" y2="${ly + 24}" stroke="#374151" stroke-width="2"/><text x="433" y="${ly + 28}">burst (broadcast)</text>`,
     `<line x1="560" y1="${ly + 24}" x2="582" y2="${ly + 24}" stroke="#374151" stroke-width="2" stroke-dasharray="6 4"/><circle cx="571" cy="${ly + 24}" r="3.5" fill="white" stroke="#374151" stroke-width="1.5"/><text x="588" y="${ly + 28}">targeted (one per user)</text>`)
