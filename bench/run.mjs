@@ -572,7 +572,7 @@ function writeDocsSection (result, t, cap, g) {
     '',
     ...(t.restRows.length > 0 ? [markdownTable(t.restHead, t.restRows), ''] : []),
     ...(cap ? [`Capacity (largest N tested with p99 < 250 ms at 10/s, every notification delivered): ${Object.entries(cap).map(([s, v]) => `${s} ${v ?? `< ${Math.min(...config.ns)}`}`).join(', ')}.`, ''] : []),
-    ...(g.rows.length > 0 ? ['Targets of the performance issue, from this run (thresholds in the method section above):', '', markdownTable(g.head, g.rows), ''] : []),
+    ...(g.rows.length > 0 ? ['Targets of the performance issue, from this run (thresholds in the method section above):', '', markdownTable(g.head, g.rows, [0, 3, 4]), ''] : []),
     '![delivered/s, server CPU µs per delivery and p99 at 10/s against N](benchmarks.svg)',
     '<!-- bench:results:end -->'
   ].join('\n')

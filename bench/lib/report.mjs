@@ -162,9 +162,10 @@ export function textTable (head, rows) {
   return [line(head), widths.map(w => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
 
-export function markdownTable (head, rows) {
+/** `left`: the columns aligned left (text); the others are figures, aligned right. */
+export function markdownTable (head, rows, left = [0, 1]) {
   const esc = (c) => c.replace(/\|/g, '\\|')
-  return [`| ${head.map(esc).join(' | ')} |`, `|${head.map((_, i) => i < 2 ? '---' : '---:').join('|')}|`, ...rows.map(r => `| ${r.map(esc).join(' | ')} |`)].join('\n')
+  return [`| ${head.map(esc).join(' | ')} |`, `|${head.map((_, i) => left.includes(i) ? '---' : '---:').join('|')}|`, ...rows.map(r => `| ${r.map(esc).join(' | ')} |`)].join('\n')
 }
 
 const COLORS = { raw: '#6b7280', 'raw-batch': '#111827', ours: '#2563eb', sio: '#dc2626', 'fastify-ws': '#16a34a', 'ours-sio': '#7c3aed' }
