@@ -86,8 +86,8 @@ const config = {
 }
 for (const s of config.servers) if (!TARGETS[s] || s === 'bare-fastify') throw new Error(`unknown server '${s}' (raw, raw-batch, ours, sio, fastify-ws, ours-sio)`)
 // The first is the baseline of ratiosVsRaw (as before); raw-batch, the real ceiling, is the second.
+// None (e.g. --servers=ours for a profile): medians only.
 const baselines = args.baseline ? [args.baseline] : ['raw', 'raw-batch'].filter(s => config.servers.includes(s))
-if (baselines.length === 0) throw new Error(`no baseline among the servers (${config.servers.join(', ')}): add raw or raw-batch, or name one with --baseline`)
 for (const b of baselines) if (!config.servers.includes(b)) throw new Error(`--baseline=${b} is not among the servers (${config.servers.join(', ')})`)
 const baseline = baselines[0]
 for (const s of config.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario '${s}' (${ALL_SCENARIOS.join(', ')})`)
@@ -529,7 +529,7 @@ async function main () {
     baseline,
     baselines,
     /** Against the first baseline (raw ws, naive, unless --baseline names another). */
-    ratiosVsRaw: summary.ratios[baseline],
+    ratiosVsRaw: summary.ratios[baseline] ?? {},
     /** Against raw ws coalescing as ours does (the real ceiling), when it ran. */
     ratiosVsRawBatch: summary.ratios['raw-batch'],
     ratiosByBaseline: summary.ratios,
@@ -542,7 +542,7 @@ async function main () {
   writeFileSync(outFile, JSON.stringify(result, null, 1) + '\n')
 
   const t = tableRows(summary, config.servers, config.ns, restSummary, baselines)
-  console.log(`\nmedians of ${config.reps} run(s); ratios are against ${baselines.join(' and ')} in this run (lower is better for µs, KB, ms; higher for /s)\n`)
+  console.log(`\nmedians of ${config.reps} run(s)${baselines.length > 0 ? `; ratios are against ${baselines.join(' and ')} in this run (lower is better for µs, KB, ms; higher for /s)` : ''}\n`)
   console.log(textTable(t.head, t.rows))
   if (t.restRows.length > 0) console.log('\n' + textTable(t.restHead, t.restRows))
   if (cap) console.log(`\ncapacity (largest N tested with p99 < 250 ms at 10/s): ${Object.entries(cap).map(([s, v]) => `${s} ${v ?? `< ${Math.min(...config.ns)}`}`).join(', ')}`)

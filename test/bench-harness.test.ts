@@ -61,6 +61,23 @@ t.test('targets: a lossy run (no median) is reported as having no figure, not as
   t.match(goals.goalRows(rows).rows.find(r => r[0]!.startsWith('targeted: server'))?.[4], /no figure/)
 })
 
+const report = await import(pathToFileURL(resolve(ROOT, 'bench/lib/report.mjs')).href) as {
+  summarise: (runs: object[], servers: string[], ns: number[], baselines: string[]) => { medians: Record<number, Record<string, Record<string, number>>>, ratios: Record<string, Record<number, Record<string, Record<string, number>>>> }
+  ratioColumns: (servers: string[], baselines: string[]) => Array<{ server: string, baseline: string }>
+}
+
+t.test('ratios against each baseline: every other server, and raw-batch against raw but not the reverse', async t => {
+  const servers = ['raw', 'raw-batch', 'ours', 'sio']
+  t.same(report.ratioColumns(servers, ['raw', 'raw-batch']).map(c => `${c.server}/${c.baseline}`),
+    ['raw-batch/raw', 'ours/raw', 'sio/raw', 'ours/raw-batch', 'sio/raw-batch'])
+  const runs = [['raw', 8], ['raw-batch', 1.6], ['ours', 2.4], ['sio', 8]].map(([server, us]) => ({ server, n: 1000, burst: { correct: true, cpuUsPerDelivery: us } }))
+  const { medians, ratios } = report.summarise(runs, servers, [1000], ['raw', 'raw-batch'])
+  t.equal(medians[1000]!.ours!.burstCpuUs, 2.4)
+  t.equal(ratios.raw![1000]!.ours!.burstCpuUs, 0.3)
+  t.equal(ratios['raw-batch']![1000]!.ours!.burstCpuUs, 1.5)
+  t.equal(ratios['raw-batch']![1000]!.raw!.burstCpuUs, 5)
+})
+
 /** Starts raw-batch.mjs on a free port; stopped (SIGTERM) at the end of the test. */
 async function rawBatch (t: Test): Promise<number> {
   const child = spawn(process.execPath, [resolve(ROOT, 'bench/servers/raw-batch.mjs')], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1' }, stdio: ['ignore', 'pipe', 'inherit'] })
