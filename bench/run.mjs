@@ -343,7 +343,8 @@ async function session (name, n, rep) {
   const started = now()
   try {
     const base = await child.memAfterGc()
-    const c = await client.call('connect', { kind: target.client, port, n, secret: JWT_SECRET, concurrency: config.connectConcurrency })
+    // 120 s, 10 ms a connection past 12,000: Socket.IO took 87 s to open 15,000 on a busy box.
+    const c = await client.call('connect', { kind: target.client, port, n, secret: JWT_SECRET, concurrency: config.connectConcurrency, deadlineMs: Math.max(120_000, n * 10) })
     rec.connect = { connected: c.connected, failures: c.failures, ms: c.ms, perSec: Math.round(n / (c.ms / 1000)) }
     step(`connect ${c.ms}ms`)
     if (c.connected !== n) throw new Error(`only ${c.connected}/${n} connected: ${JSON.stringify(c.failures)}`)
