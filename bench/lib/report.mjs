@@ -42,13 +42,14 @@ export function median (values) {
 
 const round = (v, d = 3) => v === null ? null : Number(v.toPrecision(d + 1 > 6 ? 6 : Math.max(d, 3)))
 
-/** {n: {server: {metric: median}}} and the ratios against `baseline` in the same run. */
-export function summarise (runs, servers, ns, baseline = 'raw') {
+/**
+ * {n: {server: {metric: median}}} and, for each baseline, the ratios of every other server
+ * against it in the same run: ratios[baseline][n][server][metric].
+ */
+export function summarise (runs, servers, ns, baselines = ['raw']) {
   const medians = {}
-  const ratios = {}
   for (const n of ns) {
     medians[n] = {}
-    ratios[n] = {}
     for (const s of servers) {
       medians[n][s] = {}
       const mine = runs.filter(r => r.server === s && r.n === n)
@@ -57,18 +58,34 @@ export function summarise (runs, servers, ns, baseline = 'raw') {
         if (v !== null) medians[n][s][m.id] = round(v, 4)
       }
     }
-    for (const s of servers) {
-      if (s === baseline) continue
-      ratios[n][s] = {}
-      for (const m of METRICS) {
-        if (m.better === 'info') continue
-        const a = medians[n][s][m.id]
-        const b = medians[n][baseline]?.[m.id]
-        if (a !== undefined && b !== undefined && b !== 0) ratios[n][s][m.id] = round(a / b, 3)
+  }
+  const ratios = {}
+  for (const baseline of baselines) {
+    ratios[baseline] = {}
+    for (const n of ns) {
+      ratios[baseline][n] = {}
+      for (const s of servers) {
+        if (s === baseline) continue
+        ratios[baseline][n][s] = {}
+        for (const m of METRICS) {
+          if (m.better === 'info') continue
+          const a = medians[n][s][m.id]
+          const b = medians[n][baseline]?.[m.id]
+          if (a !== undefined && b !== undefined && b !== 0) ratios[baseline][n][s][m.id] = round(a / b, 3)
+        }
       }
     }
   }
   return { medians, ratios }
+}
+
+/** The ratio columns: each server against each baseline, except a baseline against an earlier one's inverse. */
+export function ratioColumns (servers, baselines) {
+  const cols = []
+  baselines.forEach((b, i) => {
+    for (const s of servers) if (s !== b && !baselines.slice(0, i).includes(s)) cols.push({ server: s, baseline: b })
+  })
+  return cols
 }
 
 export function summariseRest (rest) {
@@ -118,16 +135,16 @@ export function fmt (v) {
 
 const ratioFmt = (v) => v === undefined || v === null ? '–' : `${v.toFixed(2)}×`
 
-/** Rows of [metric, ...server medians, ...ratios vs baseline]. */
-export function tableRows (summary, servers, ns, rest, baseline = 'raw') {
-  const others = servers.filter(s => s !== baseline)
-  const head = ['N', 'metric', ...servers, ...others.map(s => `${s}/${baseline}`)]
+/** Rows of [N, metric, ...server medians, ...ratios against each baseline]. */
+export function tableRows (summary, servers, ns, rest, baselines = ['raw']) {
+  const cols = ratioColumns(servers, baselines)
+  const head = ['N', 'metric', ...servers, ...cols.map(c => `${c.server}/${c.baseline}`)]
   const rows = []
   for (const n of ns) {
     for (const m of METRICS) {
       const vals = servers.map(s => summary.medians[n]?.[s]?.[m.id])
       if (vals.every(v => v === undefined)) continue
-      rows.push([String(n), m.label, ...vals.map(fmt), ...others.map(s => m.better === 'info' ? '' : ratioFmt(summary.ratios[n]?.[s]?.[m.id]))])
+      rows.push([String(n), m.label, ...vals.map(fmt), ...cols.map(c => m.better === 'info' ? '' : ratioFmt(summary.ratios[c.baseline]?.[n]?.[c.server]?.[m.id]))])
     }
   }
   const restRows = []
@@ -145,60 +162,103 @@ export function textTable (head, rows) {
   return [line(head), widths.map(w => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n')
 }
 
-export function markdownTable (head, rows) {
+/** `left`: the columns aligned left (text); the others are figures, aligned right. */
+export function markdownTable (head, rows, left = [0, 1]) {
   const esc = (c) => c.replace(/\|/g, '\\|')
-  return [`| ${head.map(esc).join(' | ')} |`, `|${head.map((_, i) => i < 2 ? '---' : '---:').join('|')}|`, ...rows.map(r => `| ${r.map(esc).join(' | ')} |`)].join('\n')
+  return [`| ${head.map(esc).join(' | ')} |`, `|${head.map((_, i) => left.includes(i) ? '---' : '---:').join('|')}|`, ...rows.map(r => `| ${r.map(esc).join(' | ')} |`)].join('\n')
 }
 
-const COLORS = { raw: '#6b7280', ours: '#2563eb', sio: '#dc2626', 'fastify-ws': '#16a34a' }
+const COLORS = { raw: '#6b7280', 'raw-batch': '#111827', ours: '#2563eb', sio: '#dc2626', 'fastify-ws': '#16a34a', 'ours-sio': '#7c3aed' }
+const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;')
 
-/** Two panels, delivered/s (burst) and p99 at 10/s, against N; plain SVG, no external service. */
-export function chartSvg (summary, servers, ns, title) {
-  const W = 760
-  const H = 330
+/**
+ * Three panels against N, one line per server: burst delivered /s; server CPU µs per
+ * delivery (burst solid, targeted dashed; log scale); p99 at 10 /s (log scale).
+ * Plain SVG, no external service. `labels`: server → legend text.
+ */
+export function chartSvg (summary, servers, ns, title, labels = {}) {
+  const W = 1020
+  const H = 420
+  const pw = 260
+  const top = 64
+  const ph = 240
   const panels = [
-    { metric: 'burstPerSec', label: 'burst: delivered notifications /s', x0: 60 },
-    { metric: 'rate10p99', label: 'p99 latency at 10/s (ms)', x0: 440, threshold: 250 }
+    { series: [{ metric: 'burstPerSec' }], label: 'burst: delivered notifications /s', x0: 70 },
+    { series: [{ metric: 'burstCpuUs' }, { metric: 'targetedCpuUs', dash: '6 4' }], label: 'server CPU µs per delivery (log)', x0: 405, log: true },
+    { series: [{ metric: 'rate10p99' }], label: 'p99 latency at 10 /s, ms (log)', x0: 740, log: true, threshold: 250 }
   ]
-  const pw = 290
-  const top = 50
-  const ph = 210
-  const maxN = Math.max(...ns)
-  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+  const sorted = [...ns].sort((a, b) => a - b)
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="13" font-weight="bold">${title.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`]
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`]
   for (const p of panels) {
-    const pts = servers.map(s => ({ s, v: ns.map(n => [n, summary.medians[n]?.[s]?.[p.metric]]).filter(([, v]) => v !== undefined) }))
-    const maxV = Math.max(1, ...pts.flatMap(x => x.v.map(([, v]) => v))) * 1.1
-    const X = (n) => p.x0 + (ns.length === 1 ? pw / 2 : (n / maxN) * pw)
-    const Y = (v) => top + ph - (v / maxV) * ph
-    out.push(`<text x="${p.x0 + pw / 2}" y="${top - 12}" text-anchor="middle" font-weight="bold">${p.label}</text>`)
+    const lines = []
+    for (const s of servers) {
+      for (const ser of p.series) {
+        const v = sorted.map(n => [n, summary.medians[n]?.[s]?.[ser.metric]]).filter(([, y]) => typeof y === 'number' && y > 0)
+        if (v.length > 0) lines.push({ s, dash: ser.dash, v })
+      }
+    }
+    const all = lines.flatMap(l => l.v.map(([, y]) => y))
+    if (p.threshold !== undefined) all.push(p.threshold)
+    const scale = p.log ? logScale(all) : linearScale(all)
+    const X = (n) => p.x0 + (sorted.length === 1 ? pw / 2 : 12 + (sorted.indexOf(n) / (sorted.length - 1)) * (pw - 24))
+    const Y = (v) => top + ph - scale.at(v) * ph
+    out.push(`<text x="${p.x0 + pw / 2}" y="${top - 16}" text-anchor="middle" font-weight="bold">${esc(p.label)}</text>`)
+    for (const v of scale.ticks) {
+      out.push(`<line x1="${p.x0 - 3}" y1="${Y(v).toFixed(1)}" x2="${p.x0 + pw}" y2="${Y(v).toFixed(1)}" stroke="#e5e7eb"/><text x="${p.x0 - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${fmtAxis(v)}</text>`)
+    }
     out.push(`<line x1="${p.x0}" y1="${top + ph}" x2="${p.x0 + pw}" y2="${top + ph}" stroke="#111"/><line x1="${p.x0}" y1="${top}" x2="${p.x0}" y2="${top + ph}" stroke="#111"/>`)
-    for (let k = 0; k <= 4; k++) {
-      const v = (maxV / 4) * k
-      out.push(`<line x1="${p.x0 - 3}" y1="${Y(v)}" x2="${p.x0 + pw}" y2="${Y(v)}" stroke="#e5e7eb"/><text x="${p.x0 - 5}" y="${Y(v) + 4}" text-anchor="end">${fmtAxis(v)}</text>`)
+    for (const n of sorted) out.push(`<text x="${X(n)}" y="${top + ph + 16}" text-anchor="middle">${n.toLocaleString('en-US')}</text>`)
+    out.push(`<text x="${p.x0 + pw / 2}" y="${top + ph + 33}" text-anchor="middle">connections (N)</text>`)
+    if (p.threshold !== undefined) {
+      out.push(`<line x1="${p.x0}" y1="${Y(p.threshold).toFixed(1)}" x2="${p.x0 + pw}" y2="${Y(p.threshold).toFixed(1)}" stroke="#f59e0b" stroke-dasharray="4 3"/><text x="${p.x0 + pw - 4}" y="${(Y(p.threshold) + 14).toFixed(1)}" text-anchor="end" fill="#b45309">${p.threshold} ms (capacity)</text>`)
     }
-    for (const n of ns) out.push(`<text x="${X(n)}" y="${top + ph + 15}" text-anchor="middle">${n.toLocaleString('en-US')}</text>`)
-    if (p.threshold !== undefined && p.threshold < maxV) {
-      out.push(`<line x1="${p.x0}" y1="${Y(p.threshold)}" x2="${p.x0 + pw}" y2="${Y(p.threshold)}" stroke="#f59e0b" stroke-dasharray="4 3"/><text x="${p.x0 + pw}" y="${Y(p.threshold) - 3}" text-anchor="end" fill="#b45309">${p.threshold} ms</text>`)
-    }
-    out.push(`<text x="${p.x0 + pw / 2}" y="${top + ph + 30}" text-anchor="middle">connections (N)</text>`)
-    for (const { s, v } of pts) {
+    for (const { s, dash, v } of lines) {
       const c = COLORS[s] ?? '#9333ea'
-      if (v.length > 1) out.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${v.map(([n, y]) => `${X(n).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`)
-      for (const [n, y] of v) out.push(`<circle cx="${X(n).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${c}"><title>${s} N=${n}: ${fmt(y)}</title></circle>`)
+      if (v.length > 1) out.push(`<polyline fill="none" stroke="${c}" stroke-width="2"${dash ? ` stroke-dasharray="${dash}"` : ''} points="${v.map(([n, y]) => `${X(n).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`)
+      for (const [n, y] of v) out.push(`<circle cx="${X(n).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3.5" fill="${dash ? 'white' : c}" stroke="${c}" stroke-width="1.5"><title>${esc(s)} N=${n}: ${fmt(y)}</title></circle>`)
     }
   }
-  servers.forEach((s, i) => {
-    const x = 60 + i * 170
-    out.push(`<rect x="${x}" y="${H - 18}" width="12" height="12" fill="${COLORS[s] ?? '#9333ea'}"/><text x="${x + 17}" y="${H - 8}">${s}</text>`)
-  })
+  // Legend: one entry per server, then the two line styles of the CPU panel.
+  const ly = H - 44
+  let x = 70
+  for (const s of servers) {
+    const text = labels[s] ?? s
+    out.push(`<line x1="${x}" y1="${ly}" x2="${x + 22}" y2="${ly}" stroke="${COLORS[s] ?? '#9333ea'}" stroke-width="3"/><circle cx="${x + 11}" cy="${ly}" r="3.5" fill="${COLORS[s] ?? '#9333ea'}"/><text x="${x + 28}" y="${ly + 4}">${esc(text)}</text>`)
+    x += 44 + text.length * 5.6
+  }
+  out.push(`<line x1="405" y1="${ly + 24}" x2="427" y2="${ly + 24}" stroke="#374151" stroke-width="2"/><text x="433" y="${ly + 28}">burst (broadcast)</text>`,
+    `<line x1="560" y1="${ly + 24}" x2="582" y2="${ly + 24}" stroke="#374151" stroke-width="2" stroke-dasharray="6 4"/><circle cx="571" cy="${ly + 24}" r="3.5" fill="white" stroke="#374151" stroke-width="1.5"/><text x="588" y="${ly + 28}">targeted (one per user)</text>`)
   out.push('</svg>')
   return out.join('\n') + '\n'
 }
 
+/** 0 .. a round maximum, five ticks. */
+function linearScale (values) {
+  const max = Math.max(1, ...values) * 1.1
+  const step = niceStep(max / 4)
+  const top = Math.ceil(max / step) * step
+  return { at: (v) => v / top, ticks: Array.from({ length: Math.round(top / step) + 1 }, (_, k) => k * step) }
+}
+
+/** Whole decades around the values, ticks at 1, 2 and 5 of each. */
+function logScale (values) {
+  const lo = Math.floor(Math.log10(Math.min(...values)))
+  const hi = Math.ceil(Math.log10(Math.max(...values) * 1.05))
+  const span = Math.max(1, hi - lo)
+  const ticks = []
+  for (let d = lo; d <= lo + span; d++) for (const m of span > 2 ? [1] : [1, 2, 5]) if (d + Math.log10(m) <= lo + span) ticks.push(m * 10 ** d)
+  return { at: (v) => (Math.log10(v) - lo) / span, ticks }
+}
+
+function niceStep (raw) {
+  const p = 10 ** Math.floor(Math.log10(raw))
+  return [1, 2, 2.5, 5, 10].map(m => m * p).find(s => s >= raw)
+}
+
 function fmtAxis (v) {
-  if (v >= 1e6) return (v / 1e6).toFixed(1) + 'M'
-  if (v >= 1e3) return (v / 1e3).toFixed(0) + 'k'
-  return v >= 10 ? v.toFixed(0) : v.toFixed(1)
+  if (v >= 1e6) return +(v / 1e6).toFixed(1) + 'M'
+  if (v >= 1e3) return +(v / 1e3).toFixed(1) + 'k'
+  return v >= 10 ? v.toFixed(0) : String(+v.toPrecision(2))
 }

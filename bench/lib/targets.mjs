@@ -36,7 +36,9 @@ export const TARGETS = {
   ours: oursTarget('ours (unified-notifications)', 'ours', {}),
   // Socket.IO clients on our Socket.IO endpoint, compared with 'sio' (the plain Socket.IO server) under the same load.
   'ours-sio': oursTarget('ours, Socket.IO endpoint', 'ours-sio', { NOTIFY_SOCKETIO: '1' }),
-  raw: benchServer('raw ws (ceiling)', 'raw-ws.mjs', 'raw'),
+  raw: benchServer('raw ws (naive)', 'raw-ws.mjs', 'raw'),
+  // What ours does on the wire (framed once, a socket's frames of one turn written together), nothing more.
+  'raw-batch': benchServer('raw ws, coalescing (ceiling)', 'raw-batch.mjs', 'raw'),
   sio: benchServer('Socket.IO 4', 'socketio.mjs', 'sio'),
   'fastify-ws': benchServer('Fastify + @fastify/websocket', 'fastify-ws.mjs', 'raw'),
   'bare-fastify': benchServer('bare Fastify route (202)', 'bare-fastify.mjs', null)
