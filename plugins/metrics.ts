@@ -35,6 +35,30 @@ export interface MetricsOptions {
   registry?: Registry
 }
 
+/**
+ * Increments of a labelled counter, gathered here and added to it when it is
+ * read (its collect hook, which prom-client runs on every scrape): prom-client
+ * builds, validates and hashes the label set on every inc(), and the publish
+ * and delivery paths paid that once per notification.
+ */
+class PendingIncrements {
+  readonly #pending = new Map<string, { labels: string[], value: number }>()
+
+  add (key: string, labels: () => string[], value: number): void {
+    const entry = this.#pending.get(key)
+    if (entry) entry.value += value
+    else this.#pending.set(key, { labels: labels(), value })
+  }
+
+  flushInto (counter: Counter<string>): void {
+    for (const entry of this.#pending.values()) {
+      if (entry.value === 0) continue
+      counter.labels(...entry.labels).inc(entry.value)
+      entry.value = 0
+    }
+  }
+}
+
 /** The metrics of one manager, fed by the event channels. */
 export class NotificationMetrics {
   readonly registry: Registry
@@ -51,6 +75,8 @@ export class NotificationMetrics {
   readonly framesRejected: Counter<'code'>
   readonly closes: Counter<'code'>
   readonly legacyEvents: Counter<'adapter' | 'event' | 'outcome'>
+  readonly #publishedPending = new PendingIncrements()
+  readonly #deliveredPending = new PendingIncrements()
 
   constructor (manager: NotificationManager, registry: Registry, decorator: object = manager) {
     this.#manager = manager
@@ -59,14 +85,28 @@ export class NotificationMetrics {
     const registers = [registry]
     // A later transport (Socket.IO) adds a `transport` label here.
     this.connections = new Gauge({ name: `${METRIC_PREFIX}connections`, help: 'Open client connections on this instance', labelNames: ['role'], registers })
-    this.published = new Counter({ name: `${METRIC_PREFIX}published_total`, help: 'Notifications accepted and stored (duplicates not counted)', labelNames: ['category', 'source'], registers })
+    const publishedPending = this.#publishedPending
+    const deliveredPending = this.#deliveredPending
+    this.published = new Counter({
+      name: `${METRIC_PREFIX}published_total`,
+      help: 'Notifications accepted and stored (duplicates not counted)',
+      labelNames: ['category', 'source'],
+      registers,
+      collect () { publishedPending.flushInto(this) }
+    })
     this.publishFailures = new Counter({
       name: `${METRIC_PREFIX}publish_failures_total`,
       help: 'Publishes refused or failed, by error code (UN_UNAVAILABLE is a 503: not accepting, or the store is down)',
       labelNames: ['code'],
       registers
     })
-    this.delivered = new Counter({ name: `${METRIC_PREFIX}delivered_total`, help: 'Notification frames written to connections on this instance', labelNames: ['category'], registers })
+    this.delivered = new Counter({
+      name: `${METRIC_PREFIX}delivered_total`,
+      help: 'Notification frames written to connections on this instance',
+      labelNames: ['category'],
+      registers,
+      collect () { deliveredPending.flushInto(this) }
+    })
     this.publishToSend = new Histogram({
       name: `${METRIC_PREFIX}publish_to_send_seconds`,
       help: 'From the publish call to the write of the notification to its recipients\' sockets on this instance, per notification',
@@ -90,11 +130,15 @@ export class NotificationMetrics {
 
   /** Subscribes to the event channels; only this manager's events are counted. */
   start (): void {
-    this.#on<PublishedEvent>(events.published, e => this.published.labels(e.notification.category, e.notification.source).inc())
+    this.#on<PublishedEvent>(events.published, e => {
+      const { category, source } = e.notification
+      this.#publishedPending.add(category + '\u0000' + source, () => [category, source], 1)
+    })
     this.#on<PublishFailedEvent>(events.publishFailed, e => this.publishFailures.labels(e.code).inc())
     this.#on<DeliveredEvent>(events.delivered, e => {
       if (e.recipients === 0) return
-      this.delivered.labels(e.notification.category).inc(e.recipients)
+      const category = e.notification.category
+      this.#deliveredPending.add(category, () => [category], e.recipients)
       if (e.publishedAt !== undefined) this.publishToSend.observe(Math.max(0, preciseNow() - e.publishedAt) / 1000)
     })
     this.#on<ReplayedEvent>(events.replayed, e => this.replayed.inc(e.count))
