@@ -59,6 +59,33 @@ class PendingIncrements {
   }
 }
 
+/**
+ * Observations of an unlabelled histogram, held and observed when it is read
+ * (or when the buffer fills): the same saving for the one observation per
+ * delivered notification.
+ */
+class PendingObservations {
+  readonly #values = new Float64Array(1024)
+  #length = 0
+  #histogram: Histogram | undefined
+
+  attach (histogram: Histogram): void {
+    this.#histogram = histogram
+  }
+
+  add (value: number): void {
+    if (this.#length === this.#values.length) this.flush()
+    this.#values[this.#length++] = value
+  }
+
+  flush (): void {
+    const histogram = this.#histogram
+    if (histogram === undefined) return
+    for (let i = 0; i < this.#length; i++) histogram.observe(this.#values[i]!)
+    this.#length = 0
+  }
+}
+
 /** The metrics of one manager, fed by the event channels. */
 export class NotificationMetrics {
   readonly registry: Registry
@@ -77,6 +104,7 @@ export class NotificationMetrics {
   readonly legacyEvents: Counter<'adapter' | 'event' | 'outcome'>
   readonly #publishedPending = new PendingIncrements()
   readonly #deliveredPending = new PendingIncrements()
+  readonly #publishToSendPending = new PendingObservations()
 
   constructor (manager: NotificationManager, registry: Registry, decorator: object = manager) {
     this.#manager = manager
@@ -107,12 +135,15 @@ export class NotificationMetrics {
       registers,
       collect () { deliveredPending.flushInto(this) }
     })
+    const publishToSendPending = this.#publishToSendPending
     this.publishToSend = new Histogram({
       name: `${METRIC_PREFIX}publish_to_send_seconds`,
       help: 'From the publish call to the write of the notification to its recipients\' sockets on this instance, per notification',
       buckets: PUBLISH_TO_SEND_BUCKETS,
-      registers
+      registers,
+      collect () { publishToSendPending.flush() }
     })
+    publishToSendPending.attach(this.publishToSend)
     this.replayed = new Counter({ name: `${METRIC_PREFIX}replayed_total`, help: 'Notifications replayed to resuming connections', registers })
     this.framesRejected = new Counter({ name: `${METRIC_PREFIX}frames_rejected_total`, help: 'Client frames answered with an error frame, by error code', labelNames: ['code'], registers })
     this.closes = new Counter({ name: `${METRIC_PREFIX}closes_total`, help: 'Closed connections, by close code (codes outside the protocol\'s are "other")', labelNames: ['code'], registers })
@@ -139,7 +170,7 @@ export class NotificationMetrics {
       if (e.recipients === 0) return
       const category = e.notification.category
       this.#deliveredPending.add(category, () => [category], e.recipients)
-      if (e.publishedAt !== undefined) this.publishToSend.observe(Math.max(0, preciseNow() - e.publishedAt) / 1000)
+      if (e.publishedAt !== undefined) this.#publishToSendPending.add(Math.max(0, preciseNow() - e.publishedAt) / 1000)
     })
     this.#on<ReplayedEvent>(events.replayed, e => this.replayed.inc(e.count))
     this.#on<FrameRejectedEvent>(events.frameRejected, e => this.framesRejected.labels(e.code).inc())
