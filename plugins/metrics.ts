@@ -35,6 +35,57 @@ export interface MetricsOptions {
   registry?: Registry
 }
 
+/**
+ * Increments of a labelled counter, gathered here and added to it when it is
+ * read (its collect hook, which prom-client runs on every scrape): prom-client
+ * builds, validates and hashes the label set on every inc(), and the publish
+ * and delivery paths paid that once per notification.
+ */
+class PendingIncrements {
+  readonly #pending = new Map<string, { labels: string[], value: number }>()
+
+  add (key: string, labels: () => string[], value: number): void {
+    const entry = this.#pending.get(key)
+    if (entry) entry.value += value
+    else this.#pending.set(key, { labels: labels(), value })
+  }
+
+  flushInto (counter: Counter<string>): void {
+    for (const entry of this.#pending.values()) {
+      if (entry.value === 0) continue
+      counter.labels(...entry.labels).inc(entry.value)
+      entry.value = 0
+    }
+  }
+}
+
+/**
+ * Observations of an unlabelled histogram, held and observed when it is read
+ * (or when the buffer fills): the same saving for the one observation per
+ * delivered notification.
+ */
+class PendingObservations {
+  readonly #values = new Float64Array(1024)
+  #length = 0
+  #histogram: Histogram | undefined
+
+  attach (histogram: Histogram): void {
+    this.#histogram = histogram
+  }
+
+  add (value: number): void {
+    if (this.#length === this.#values.length) this.flush()
+    this.#values[this.#length++] = value
+  }
+
+  flush (): void {
+    const histogram = this.#histogram
+    if (histogram === undefined) return
+    for (let i = 0; i < this.#length; i++) histogram.observe(this.#values[i]!)
+    this.#length = 0
+  }
+}
+
 /** The metrics of one manager, fed by the event channels. */
 export class NotificationMetrics {
   readonly registry: Registry
@@ -52,6 +103,9 @@ export class NotificationMetrics {
   readonly framesRejected: Counter<'code'>
   readonly closes: Counter<'code'>
   readonly legacyEvents: Counter<'adapter' | 'event' | 'outcome'>
+  readonly #publishedPending = new PendingIncrements()
+  readonly #deliveredPending = new PendingIncrements()
+  readonly #publishToSendPending = new PendingObservations()
 
   constructor (manager: NotificationManager, registry: Registry, decorator: object = manager) {
     this.#manager = manager
@@ -70,20 +124,37 @@ export class NotificationMetrics {
         for (const [transport, count] of Object.entries(manager.stats().transports)) this.labels(transport).set(count)
       }
     })
-    this.published = new Counter({ name: `${METRIC_PREFIX}published_total`, help: 'Notifications accepted and stored (duplicates not counted)', labelNames: ['category', 'source'], registers })
+    const publishedPending = this.#publishedPending
+    const deliveredPending = this.#deliveredPending
+    this.published = new Counter({
+      name: `${METRIC_PREFIX}published_total`,
+      help: 'Notifications accepted and stored (duplicates not counted)',
+      labelNames: ['category', 'source'],
+      registers,
+      collect () { publishedPending.flushInto(this) }
+    })
     this.publishFailures = new Counter({
       name: `${METRIC_PREFIX}publish_failures_total`,
       help: 'Publishes refused or failed, by error code (UN_UNAVAILABLE is a 503: not accepting, or the store is down)',
       labelNames: ['code'],
       registers
     })
-    this.delivered = new Counter({ name: `${METRIC_PREFIX}delivered_total`, help: 'Notification frames written to connections on this instance', labelNames: ['category'], registers })
+    this.delivered = new Counter({
+      name: `${METRIC_PREFIX}delivered_total`,
+      help: 'Notification frames written to connections on this instance',
+      labelNames: ['category'],
+      registers,
+      collect () { deliveredPending.flushInto(this) }
+    })
+    const publishToSendPending = this.#publishToSendPending
     this.publishToSend = new Histogram({
       name: `${METRIC_PREFIX}publish_to_send_seconds`,
       help: 'From the publish call to the write of the notification to its recipients\' sockets on this instance, per notification',
       buckets: PUBLISH_TO_SEND_BUCKETS,
-      registers
+      registers,
+      collect () { publishToSendPending.flush() }
     })
+    publishToSendPending.attach(this.publishToSend)
     this.replayed = new Counter({ name: `${METRIC_PREFIX}replayed_total`, help: 'Notifications replayed to resuming connections', registers })
     this.framesRejected = new Counter({ name: `${METRIC_PREFIX}frames_rejected_total`, help: 'Client frames answered with an error frame, by error code', labelNames: ['code'], registers })
     this.closes = new Counter({ name: `${METRIC_PREFIX}closes_total`, help: 'Closed connections, by close code (codes outside the protocol\'s are "other")', labelNames: ['code'], registers })
@@ -101,12 +172,16 @@ export class NotificationMetrics {
 
   /** Subscribes to the event channels; only this manager's events are counted. */
   start (): void {
-    this.#on<PublishedEvent>(events.published, e => this.published.labels(e.notification.category, e.notification.source).inc())
+    this.#on<PublishedEvent>(events.published, e => {
+      const { category, source } = e.notification
+      this.#publishedPending.add(category + '\u0000' + source, () => [category, source], 1)
+    })
     this.#on<PublishFailedEvent>(events.publishFailed, e => this.publishFailures.labels(e.code).inc())
     this.#on<DeliveredEvent>(events.delivered, e => {
       if (e.recipients === 0) return
-      this.delivered.labels(e.notification.category).inc(e.recipients)
-      if (e.publishedAt !== undefined) this.publishToSend.observe(Math.max(0, preciseNow() - e.publishedAt) / 1000)
+      const category = e.notification.category
+      this.#deliveredPending.add(category, () => [category], e.recipients)
+      if (e.publishedAt !== undefined) this.#publishToSendPending.add(Math.max(0, preciseNow() - e.publishedAt) / 1000)
     })
     this.#on<ReplayedEvent>(events.replayed, e => this.replayed.inc(e.count))
     this.#on<FrameRejectedEvent>(events.frameRejected, e => this.framesRejected.labels(e.code).inc())

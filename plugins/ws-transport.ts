@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import type { SharedFrame } from '../src/protocol.js'
 import type { SocketLike } from '../src/session.js'
-import { senderIdle, textFrame } from './ws-internals.js'
+import { senderIdle } from './ws-internals.js'
 
 /**
  * Frames written to one socket in one turn of the event loop (a broker queue of
@@ -24,6 +24,29 @@ let turnEnding = false
  * held anew, so holding never delays much data.
  */
 export const COALESCE_BYTES = 64 * 1024
+
+/**
+ * One unmasked, uncompressed WebSocket text frame (RFC 6455 5.2) in one
+ * buffer: a single write per socket, where header and payload apart make a
+ * writev (its chunk array and request) for every recipient.
+ */
+export function textFrameBuffer (text: string): Buffer {
+  const length = Buffer.byteLength(text)
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const buf = Buffer.allocUnsafe(header + length)
+  buf[0] = 0x81 // FIN, text
+  if (header === 2) {
+    buf[1] = length
+  } else if (header === 4) {
+    buf[1] = 126
+    buf.writeUInt16BE(length, 2)
+  } else {
+    buf[1] = 127
+    buf.writeBigUInt64BE(BigInt(length), 2)
+  }
+  buf.write(text, header, 'utf8')
+  return buf
+}
 
 export class WsTransport implements SocketLike {
   /** While holding: the bytes the socket had queued before (real backlog); -1 when not holding. */
@@ -90,17 +113,13 @@ export class WsTransport implements SocketLike {
       this.ws.send(frame.text)
       return
     }
-    let wire = frame.wire as Buffer[] | undefined
+    let wire = frame.wire as Buffer | undefined
     if (wire === undefined) {
-      wire = textFrame(frame.text)
+      wire = textFrameBuffer(frame.text)
       frame.wire = wire
     }
     this.#hold()
-    // What ws's own Sender does with a frame's header and payload: one corked write.
-    const socket = this.socket
-    socket.cork()
-    for (const chunk of wire) socket.write(chunk)
-    socket.uncork()
+    this.socket.write(wire)
   }
 
   close (code: number, reason: string): void {

@@ -9,6 +9,7 @@ import { ConfigError, configFromEnv } from '../server/config.js'
 import { unifiedNotifications } from '../index.js'
 import { closeCodeLabel } from '../plugins/metrics.js'
 import type { NotificationManager } from '../src/manager.js'
+import type { StoredNotification } from '../src/schemas.js'
 import { API_KEY, SECRET, build, connect, publishHttp, type Harness } from './helper.js'
 import { buildSio, sio } from './socketio-helper.js'
 
@@ -70,6 +71,25 @@ t.test('GET /metrics: API key or admin token; 401 without credentials, 403 for a
   const admin = await h.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${await h.token('a1', 'admin')}` } })
   t.equal(admin.statusCode, 200)
   t.match(admin.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+})
+
+t.test('counts and latencies gathered between scrapes are all there at the next scrape, also past the latency buffer', async t => {
+  const h = await build(t)
+  const alice = await connect(h.ws, { token: await h.token('alice', 'user') })
+  await alice.nextOf('connected')
+  // Delivered events as the manager emits them, more than the 1,024 latencies held between scrapes.
+  const n = await publishHttp(h, { category: 'system', title: 'real' })
+  await alice.nextOf('notification')
+  const notification = { ...n, category: 'system' } as unknown as StoredNotification
+  for (let i = 0; i < 2500; i++) events.delivered.publish({ origin: h.app.notifications, notification, recipients: 2, publishedAt: Date.now() })
+  let m = await scrape(h)
+  t.equal(value(m, 'publish_to_send_seconds_count'), 2501, 'every latency observed')
+  t.equal(value(m, 'delivered_total', { category: 'system' }), 5001)
+  t.equal(value(m, 'published_total', { category: 'system', source: 'api' }), 1)
+  m = await scrape(h)
+  t.equal(value(m, 'publish_to_send_seconds_count'), 2501, 'a second scrape counts nothing twice')
+  t.equal(value(m, 'delivered_total', { category: 'system' }), 5001)
+  alice.close()
 })
 
 t.test('the text format: every metric of the contract with its type, plus default process metrics', async t => {

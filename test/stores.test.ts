@@ -152,7 +152,9 @@ t.test('SqliteStore: audience rows follow their notification through collapse, r
   await store.init()
   const db = new Database(file, { readonly: true })
   t.teardown(async () => { db.close(); await store.close() })
-  const audience = () => db.prepare('SELECT kind, value, seq FROM notification_audience ORDER BY seq, kind, value').all()
+  // Audience entries wherever they are kept: the audience table, or the row itself for one user alone (schema 4).
+  const audience = () => db.prepare(`SELECT kind, value, seq FROM notification_audience
+    UNION ALL SELECT 0, aud_user, seq FROM notifications WHERE aud_user IS NOT NULL ORDER BY 3, 1, 2`).all()
   const now = Date.now()
   await store.append(draft({ title: 'old', createdAt: new Date(now - 3_600_000).toISOString(), audience: { users: ['alice'] } }))
   await store.append(draft({ title: 'p1', collapseKey: 'op', audience: { users: ['alice', 'bob'], roles: ['user'] } }))
@@ -237,16 +239,74 @@ t.test('SqliteStore: a file written by the previous schema is backfilled once an
 
   const db = new Database(file)
   t.teardown(() => db.close())
-  t.equal(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '3')
+  t.equal(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '4')
   t.equal(db.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'notifications_category_seq'").pluck().get(), 0, 'the index no query uses is gone')
-  t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 9, '8 backfilled + 1 new')
+  t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 8, '8 backfilled; the new one, for alice alone, is kept in its row')
+  t.equal(db.prepare('SELECT aud_user FROM notifications WHERE seq = 8').pluck().get(), 'alice')
   // Reopening does not backfill again: rows removed by hand stay removed.
   db.prepare('DELETE FROM notification_audience WHERE seq = 2').run()
   const again = new SqliteStore(file)
   t.teardown(() => again.close())
   await again.init()
-  t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 8, 'the backfill ran once')
+  t.equal(db.prepare('SELECT COUNT(*) FROM notification_audience').pluck().get(), 7, 'the backfill ran once')
   t.equal(await again.unreadCount(alice, visible, Date.now()), 4, "'alice only' is gone with its audience row, 'new for alice' came")
+})
+
+// Schema 3's audience triggers, as a fixture: they put every audience, one user included, in notification_audience.
+const SCHEMA_3_TRIGGERS = `
+DROP TRIGGER notifications_audience_insert; DROP TRIGGER notifications_audience_delete;
+CREATE TRIGGER notifications_audience_insert AFTER INSERT ON notifications
+  WHEN NEW.aud_users IS NOT NULL OR NEW.aud_roles IS NOT NULL
+BEGIN
+  INSERT OR IGNORE INTO notification_audience (kind, value, seq) SELECT 0, value, NEW.seq FROM json_each(NEW.aud_users);
+  INSERT OR IGNORE INTO notification_audience (kind, value, seq) SELECT 1, value, NEW.seq FROM json_each(NEW.aud_roles);
+END;
+CREATE TRIGGER notifications_audience_delete AFTER DELETE ON notifications
+BEGIN
+  DELETE FROM notification_audience WHERE seq = OLD.seq;
+END;
+`
+
+t.test('SqliteStore: a schema 3 file gets the one-user column, keeps its audiences, and rows of an older writer still get theirs', async t => {
+  const file = tempFile()
+  const fresh = new SqliteStore(file)
+  await fresh.init()
+  await fresh.close()
+  // Turn the fresh file back into schema 3: no column, no index, the old triggers.
+  const old = new Database(file)
+  old.exec('DROP INDEX notifications_user;' + SCHEMA_3_TRIGGERS + 'ALTER TABLE notifications DROP COLUMN aud_user;')
+  old.prepare("UPDATE meta SET value = '3' WHERE key = 'schema_version'").run()
+  const insert = old.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, body)
+    VALUES (?, 'dashboard', ?, NULL, ?, ?, NULL, ?)`)
+  const oldRow = (title: string, users: string, collapseKey: string | null = null) => {
+    const d = draft({ title, category: 'dashboard' })
+    insert.run(d.id, Date.now(), collapseKey, users, JSON.stringify(d))
+  }
+  oldRow('alice only, schema 3', '["alice"]', 'k')
+  oldRow('bob only, schema 3', '["bob"]')
+  old.close()
+
+  const store = new SqliteStore(file)
+  t.teardown(() => store.close())
+  await store.init()
+  const db = new Database(file)
+  t.teardown(() => db.close())
+  t.equal(db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), '4')
+  await store.append(draft({ title: 'alice only, schema 4', category: 'dashboard', audience: { users: ['alice'] } }))
+  t.same(db.prepare('SELECT kind, value, seq FROM notification_audience ORDER BY seq').all(),
+    [{ kind: 0, value: 'alice', seq: 1 }, { kind: 0, value: 'bob', seq: 2 }], 'the new one is in its row, not in the audience table')
+  t.same((await titles(store)).map(r => r[1]), ['alice only, schema 3', 'alice only, schema 4'])
+  t.equal(await store.unreadCount(alice, ALL, Date.now()), 2)
+
+  // A server of schema 3 on the same file writes no aud_user: the replaced trigger still indexes its audience.
+  const older = db.prepare(`INSERT INTO notifications (id, category, created_ms, aud_users, body) VALUES (?, 'dashboard', ?, '["alice"]', ?)`)
+  const d = draft({ title: 'alice only, older writer', category: 'dashboard' })
+  older.run(d.id, Date.now(), JSON.stringify(d))
+  t.same((await titles(store)).map(r => r[1]), ['alice only, schema 3', 'alice only, schema 4', 'alice only, older writer'])
+  // A collapse removes the schema 3 row and its audience row, and keeps the new one in the row.
+  await store.append(draft({ title: 'alice collapsed', category: 'dashboard', collapseKey: 'k', audience: { users: ['alice'] } }))
+  t.same((await titles(store)).map(r => r[1]), ['alice only, schema 4', 'alice only, older writer', 'alice collapsed'])
+  t.same(db.prepare('SELECT seq FROM notification_audience WHERE value = \'alice\'').pluck().all(), [4])
 })
 
 t.test('SqliteStore answers every query like MemoryStore on a mixed history', async t => {
@@ -262,7 +322,8 @@ t.test('SqliteStore answers every query like MemoryStore on a mixed history', as
   const pick = <T>(list: readonly T[]) => list[rand(list.length)]!
   const now = Date.now()
   const items = Array.from({ length: 400 }, (_, i) => {
-    const aud = rand(4)
+    // 4: one user alone, kept in the row itself (schema 4).
+    const aud = rand(5)
     return {
       draft: draft({
         title: `n${i}`,
@@ -271,7 +332,9 @@ t.test('SqliteStore answers every query like MemoryStore on a mixed history', as
         ...(rand(8) === 0 ? { collapseKey: `k${rand(20)}` } : {}),
         ...(aud === 0
           ? {}
-          : { audience: { ...(aud !== 2 ? { users: [pick(users), pick(users)] } : {}), ...(aud !== 1 ? { roles: [pick(roles)] } : {}) } })
+          : aud === 4
+            ? { audience: { users: [pick(users)] } }
+            : { audience: { ...(aud !== 2 ? { users: [pick(users), pick(users)] } : {}), ...(aud !== 1 ? { roles: [pick(roles)] } : {}) } })
       })
     }
   })

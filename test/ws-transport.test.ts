@@ -4,7 +4,8 @@ import websocket from '@fastify/websocket'
 import Fastify from 'fastify'
 import t from 'tap'
 import { unifiedNotifications } from '../plugins/notifications.js'
-import { COALESCE_BYTES } from '../plugins/ws-transport.js'
+import * as wsModule from 'ws'
+import { COALESCE_BYTES, textFrameBuffer } from '../plugins/ws-transport.js'
 import type { BrokerHandler, ControlHandler } from '../src/brokers/broker.js'
 import { LocalBroker } from '../src/brokers/local-broker.js'
 import { signToken } from '../src/tokens.js'
@@ -27,6 +28,14 @@ t.test('a broadcast framed once arrives intact at every socket, small and large'
     t.equal(second.notification.data.big, big)
   }
   for (const c of clients) c.close()
+})
+
+t.test('textFrameBuffer builds the bytes ws would write for a text frame, at every header size', async t => {
+  const Sender = (wsModule as unknown as { Sender: { frame (data: Buffer, o: object): Buffer[] } }).Sender
+  for (const text of ['', 'x'.repeat(125), 'é'.repeat(63), 'x'.repeat(126), 'é'.repeat(40_000), 'x'.repeat(65_535), 'x'.repeat(65_536), 'é'.repeat(50_000)]) {
+    const expected = Buffer.concat(Sender.frame(Buffer.from(text), { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false }))
+    t.ok(textFrameBuffer(text).equals(expected), `${Buffer.byteLength(text)} bytes`)
+  }
 })
 
 t.test('with permessage-deflate negotiated (host app enabled it) notifications still arrive, compressed by ws', async t => {

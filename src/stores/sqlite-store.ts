@@ -31,17 +31,33 @@ CREATE INDEX IF NOT EXISTS notifications_broadcast_category ON notifications (ca
   WHERE aud_users IS NULL AND aud_roles IS NULL;
 CREATE INDEX IF NOT EXISTS notifications_broadcast_seq ON notifications (seq, category, expires_ms, aud_users, aud_roles)
   WHERE aud_users IS NULL AND aud_roles IS NULL;
+`
+// Schema 4: an audience of exactly one user (the common targeted notification)
+// is kept in the row itself (aud_user, with aud_users still set so that the
+// broadcast indexes leave it out) and found through its own covering partial
+// index: no trigger, no audience row, one index entry instead of two. The
+// triggers leave such rows alone; a row written without aud_user (a server of
+// an earlier version) still gets its audience rows.
+const AUDIENCE_TRIGGERS = `
 CREATE TRIGGER IF NOT EXISTS notifications_audience_insert AFTER INSERT ON notifications
-  WHEN NEW.aud_users IS NOT NULL OR NEW.aud_roles IS NOT NULL
+  WHEN NEW.aud_user IS NULL AND (NEW.aud_users IS NOT NULL OR NEW.aud_roles IS NOT NULL)
 BEGIN
   INSERT OR IGNORE INTO notification_audience (kind, value, seq) SELECT 0, value, NEW.seq FROM json_each(NEW.aud_users);
   INSERT OR IGNORE INTO notification_audience (kind, value, seq) SELECT 1, value, NEW.seq FROM json_each(NEW.aud_roles);
 END;
 CREATE TRIGGER IF NOT EXISTS notifications_audience_delete AFTER DELETE ON notifications
+  WHEN OLD.aud_user IS NULL
 BEGIN
   DELETE FROM notification_audience WHERE seq = OLD.seq;
 END;
 `
+const USER_ROW_SCHEMA = `
+CREATE INDEX IF NOT EXISTS notifications_user ON notifications (aud_user, seq, category, expires_ms)
+  WHERE aud_user IS NOT NULL;
+`
+/** Schema 3 to 4: the column (files written since schema 4 have it from CREATE TABLE) and the triggers that skip it. */
+const ADD_USER_COLUMN = 'ALTER TABLE notifications ADD COLUMN aud_user TEXT;'
+const REPLACE_TRIGGERS = 'DROP TRIGGER IF EXISTS notifications_audience_insert; DROP TRIGGER IF EXISTS notifications_audience_delete;' + AUDIENCE_TRIGGERS
 // Retention runs on every append; without these it scanned the whole log each
 // time, so appends got slower as history grew.
 const RETENTION_SCHEMA = `
@@ -51,7 +67,8 @@ CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_ms);
 `
 // Schema 3: no (category, seq) index. No query has used it since schema 2 (the
 // entitlement arms have their own indexes) and every append paid for it.
-const SCHEMA_VERSION = 3
+// Schema 4: single-user audiences in the row (above).
+const SCHEMA_VERSION = 4
 const DROP_UNUSED = 'DROP INDEX IF EXISTS notifications_category_seq;'
 /** Fills the audience table from rows written before it existed (schema 1); idempotent. */
 const BACKFILL = `
@@ -63,8 +80,9 @@ INSERT OR IGNORE INTO notification_audience (kind, value, seq)
 
 // Entitlement in SQL, so a page is filled without pulling rows it will drop:
 // category allowed, audience empty or naming the user or its role, not expired.
-// SQLite walks only candidates: broadcasts through a partial index, targeted
-// rows through notification_audience (user, then role), each arm in seq order
+// SQLite walks only candidates: broadcasts through a partial index, rows naming
+// the user alone through notifications_user, other targeted rows through
+// notification_audience (user, then role), each arm in seq order
 // within (@after, @before) and filtered there; the arms are disjoint except a
 // row naming both the user and its role, which the role arm leaves to the user arm.
 // @upto is the user's read_upto (read before the statement runs).
@@ -72,12 +90,15 @@ const IS_READ = `(n.seq <= @upto OR EXISTS (SELECT 1 FROM read_marks r WHERE r.u
 const FILTER = `n.category IN (SELECT value FROM json_each(@categories))
   AND (n.expires_ms IS NULL OR n.expires_ms > @now)
   AND (@unreadOnly = 0 OR NOT ${IS_READ})`
-// The three ways a row can be entitled, each walked through its own index. They
+// The four ways a row can be entitled, each walked through its own index. They
 // run as three statements: SQLite plans the same arms combined in one compound
 // statement far worse (figures in docs/benchmarks.md).
 const ARMS = {
   broadcast: (index: string) => `SELECT n.seq FROM notifications n INDEXED BY ${index}
     WHERE n.aud_users IS NULL AND n.aud_roles IS NULL AND n.seq > @after AND n.seq < @before AND ${FILTER}`,
+  // Only this user named, in the row (schema 4): the index covers every column read.
+  userRow: `SELECT n.seq FROM notifications n INDEXED BY notifications_user
+    WHERE n.aud_user = @userId AND n.seq > @after AND n.seq < @before AND ${FILTER}`,
   user: `SELECT a.seq FROM notification_audience a JOIN notifications n ON n.seq = a.seq
     WHERE a.kind = 0 AND a.value = @userId AND a.seq > @after AND a.seq < @before AND ${FILTER}`,
   // A row naming both the user and its role is found once, through the user arm.
@@ -89,6 +110,7 @@ const ARMS = {
 // (the unary plus leaves the value alone).
 const armStatements = (db: Database.Database, make: (arm: string) => string) => [
   db.prepare(make(ARMS.broadcast('notifications_broadcast_seq'))).pluck(),
+  db.prepare(make(ARMS.userRow)).pluck(),
   db.prepare(make(ARMS.user)).pluck(),
   db.prepare(make(ARMS.role)).pluck()
 ]
@@ -169,7 +191,8 @@ CREATE TABLE IF NOT EXISTS notifications (
   collapse_key TEXT,
   aud_users    TEXT,
   aud_roles    TEXT,
-  body         TEXT NOT NULL
+  body         TEXT NOT NULL,
+  aud_user     TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS notifications_collapse_key ON notifications (collapse_key) WHERE collapse_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, notification TEXT NOT NULL);
@@ -224,9 +247,13 @@ export class SqliteStore implements HistoryStore {
         // Files written by schema 1 have notifications but no audience rows yet.
         if (version < 2) db.exec(BACKFILL)
         db.exec(DROP_UNUSED)
+        const columns = db.prepare("SELECT name FROM pragma_table_info('notifications')").pluck().all()
+        if (!columns.includes('aud_user')) db.exec(ADD_USER_COLUMN)
+        db.exec(REPLACE_TRIGGERS)
         db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
           .run(String(SCHEMA_VERSION))
       }
+      db.exec(USER_ROW_SCHEMA)
     })()
     this.#db = db
     this.#stmts = this.prepare(db)
@@ -250,8 +277,8 @@ export class SqliteStore implements HistoryStore {
       insertIdem: db.prepare('INSERT INTO idempotency (key, created_ms, notification) VALUES (?, ?, ?)'),
       deleteCollapsed: db.prepare('DELETE FROM notifications WHERE collapse_key = ?'),
       // Positional: binding an object by name costs a large share of the insert itself.
-      insert: db.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, body)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, aud_user, body)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
       readUpTo: db.prepare('SELECT seq FROM read_upto WHERE user_id = ?').pluck(),
       hasMarks: db.prepare('SELECT 1 FROM read_marks WHERE user_id = ? LIMIT 1').pluck(),
@@ -260,11 +287,13 @@ export class SqliteStore implements HistoryStore {
       sharedBroadcast: db.prepare(SHARED.broadcast).raw(),
       sharedRole: db.prepare(SHARED.role).raw(),
       userArm: db.prepare(`${ARMS.user} LIMIT +@cap`).pluck(),
+      userRowCount: db.prepare(`SELECT COUNT(*) FROM (${ARMS.userRow} LIMIT +@cap)`).pluck(),
       dataVersion: db.prepare('PRAGMA data_version').pluck(),
       rows: db.prepare(ROWS(IS_READ)),
       rowsWithoutMarks: db.prepare(ROWS('n.seq <= @upto')),
       unread: [
         db.prepare(`SELECT COUNT(*) FROM (${ARMS.broadcast('notifications_broadcast_category')} LIMIT +@cap)`).pluck(),
+        db.prepare(`SELECT COUNT(*) FROM (${ARMS.userRow} LIMIT +@cap)`).pluck(),
         db.prepare(`SELECT COUNT(*) FROM (${ARMS.user} LIMIT +@cap)`).pluck(),
         db.prepare(`SELECT COUNT(*) FROM (${ARMS.role} LIMIT +@cap)`).pluck()
       ],
@@ -312,6 +341,8 @@ export class SqliteStore implements HistoryStore {
     const { audience, ...pub } = draft
     const users = audience?.users?.length ? JSON.stringify(audience.users) : null
     const roles = audience?.roles?.length ? JSON.stringify(audience.roles) : null
+    // One user and no role: kept in the row (schema 4); aud_users stays set, so it is never a broadcast.
+    const onlyUser = roles === null && audience?.users?.length === 1 ? audience.users[0]! : null
     const info = s.insert.run(
       draft.id,
       draft.category,
@@ -320,6 +351,7 @@ export class SqliteStore implements HistoryStore {
       draft.collapseKey ?? null,
       users,
       roles,
+      onlyUser,
       JSON.stringify(pub)
     )
     this.#rows++
@@ -439,7 +471,7 @@ export class SqliteStore implements HistoryStore {
       limit: q.limit
     }
     // Each arm gives at most `limit` seqs in order; the page is the first `limit` of their union.
-    const [broadcast, own, role] = asc ? this.#stmts.pageAsc : this.#stmts.pageDesc
+    const [broadcast, ownRow, own, role] = asc ? this.#stmts.pageAsc : this.#stmts.pageDesc
     let seqs: number[]
     if (bound.unreadOnly === 0) {
       // No read mark to check per row: the shared arms come from the cache when it holds them and
@@ -449,10 +481,11 @@ export class SqliteStore implements HistoryStore {
       seqs = [...new Set([
         ...(range(this.#sharedArm('broadcast', params, false)) ?? broadcast!.all(bound) as number[]),
         ...(range(this.#sharedArm('role', params, false)) ?? role!.all(bound) as number[]),
+        ...ownRow!.all(bound) as number[],
         ...own!.all(bound) as number[]
       ])]
     } else {
-      seqs = [broadcast!, own!, role!].flatMap(stmt => stmt.all(bound) as number[])
+      seqs = [broadcast!, ownRow!, own!, role!].flatMap(stmt => stmt.all(bound) as number[])
     }
     seqs.sort(asc ? (a, b) => a - b : (a, b) => b - a)
     if (seqs.length === 0) return []
@@ -480,9 +513,11 @@ export class SqliteStore implements HistoryStore {
       // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
       if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
       const own = this.#stmts.userArm.all(bound) as number[]
-      // A row naming both the user and its role is in both lists: count it once.
+      // A row naming both the user and its role is in both lists: count it once. A row of the user
+      // alone (aud_user) names no role: never in the role list.
       const both = own.filter(seq => role[countAbove(role, seq)] === seq).length
-      return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + own.length - both)
+      const alone = this.#stmts.userRowCount.get(bound) as number
+      return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + alone + own.length - both)
     }
     let count = 0
     for (const stmt of this.#stmts.unread) count += stmt.get(bound) as number
