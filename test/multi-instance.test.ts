@@ -7,11 +7,13 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, connect, type Client, type Frame } from './helper.js'
-import { ownRedis, startInstance, type Instance } from './instances.js'
+import { ownRedis, START_MS, startInstance, type Instance } from './instances.js'
 
 const PRESENCE_TTL_MS = 1500
 const REDIS_TIMEOUT_MS = 1000
 
+// Three server processes start at once, each transpiling its entry point (see START_MS).
+t.setTimeout(START_MS + 120_000)
 const redis = await ownRedis(t)
 const prefix = `mi-${randomBytes(3).toString('hex')}:`
 const admin = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: true })
