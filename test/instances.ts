@@ -54,10 +54,19 @@ function waitFor (stream: NodeJS.ReadableStream, pattern: RegExp, what: string, 
   })
 }
 
-/** The port a spawned server/main.ts listens on, once it logs it; rejects if the process exits first. */
+/** The port a spawned server/main.ts listens on, once it logs it; rejects if the process exits first, with its stderr. */
 export async function listeningPort (child: ChildProcess, exited: Promise<unknown>): Promise<number> {
-  const m = await waitFor(child.stdout!, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/, 'the server listening', exited)
-  return Number(m[1])
+  let err = ''
+  const keep = (d: Buffer) => { err = (err + d.toString()).slice(-2000) }
+  child.stderr!.on('data', keep)
+  try {
+    const m = await waitFor(child.stdout!, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/, 'the server listening', exited)
+    return Number(m[1])
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr: ${err}`)
+  } finally {
+    child.stderr!.off('data', keep)
+  }
 }
 
 /** Starts one standalone server on the given Redis; killed (SIGKILL) in teardown if still running. */
