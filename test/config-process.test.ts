@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { START_MS } from './instances.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const run = promisify(execFile)
@@ -16,7 +17,7 @@ const tsNode = (entry: string, ...args: string[]) => [...process.execArgv, entry
 /** Runs `npm start`'s entry (or another script) and resolves with its exit code and output. */
 async function runEntry (entry: string, env: Record<string, string>, args: string[] = []): Promise<{ code: number, stdout: string, stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, tsNode(entry, ...args), { cwd: ROOT, env: { ...process.env, ...env }, timeout: 90_000 })
+    const { stdout, stderr } = await run(process.execPath, tsNode(entry, ...args), { cwd: ROOT, env: { ...process.env, ...env }, timeout: START_MS })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code: number, stdout: string, stderr: string }

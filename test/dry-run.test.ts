@@ -161,9 +161,11 @@ t.test('an audience of 1,000 users is answered with one batched store read, quic
   const clients = await Promise.all(users.slice(10, 20).map(async u => connect(h.ws, { token: await h.token(u) })))
   for (const c of clients) await c.nextOf('connected')
   store.calls = {}
-  const started = performance.now()
+  // CPU time, not wall time: a loaded machine can deschedule this process for longer than the whole answer takes.
+  const started = process.cpuUsage()
   const res = await dryRun(h, { category: 'maintenance', title: 'tonight', audience: { users } })
-  const ms = performance.now() - started
+  const used = process.cpuUsage(started)
+  const ms = (used.user + used.system) / 1000
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.equal(Object.keys(body.audience).length, 1000, 'every named user is answered')
@@ -172,6 +174,6 @@ t.test('an audience of 1,000 users is answered with one batched store read, quic
   t.equal(body.audience['user-500'], 'offline')
   t.strictSame(body.recipients, { connections: 10, users: 10 })
   t.strictSame(store.calls, { getMutedMany: 1 }, 'one batched read of muted lists, no per-user query')
-  t.ok(ms < 500, `answered in ${ms.toFixed(1)} ms`)
+  t.ok(ms < 500, `answered in ${ms.toFixed(1)} ms of CPU`)
   for (const c of clients) c.close()
 })

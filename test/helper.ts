@@ -4,6 +4,7 @@
 import type { Duplex } from 'node:stream'
 import type { Test } from 'tap'
 import WebSocket from 'ws'
+import { SignJWT } from 'jose'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, type ServerConfig } from '../server/index.js'
 import { signToken } from '../src/tokens.js'
@@ -197,6 +198,20 @@ export async function publishHttp (h: Pick<Harness, 'http'>, body: Record<string
   const text = await res.text()
   if (res.status !== 202 && res.status !== 200) throw new Error(`publish failed: ${res.status} ${text}`)
   return JSON.parse(text)
+}
+
+/**
+ * A user token whose exp is at least `minMs` away, with that exp in epoch ms.
+ * exp has whole seconds: a token signed with expiresIn n can end anywhere from
+ * n - 1 to n seconds later (at once, for n = 1, near a second's end), so a test
+ * that must act before exp asks for the time it needs instead.
+ */
+export async function expiringToken (sub: string, role: string, minMs: number): Promise<{ token: string, expMs: number }> {
+  const now = Date.now()
+  const exp = Math.ceil((now + minMs) / 1000)
+  const token = await new SignJWT({ role }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub)
+    .setIssuedAt(Math.floor(now / 1000)).setExpirationTime(exp).sign(new TextEncoder().encode(SECRET))
+  return { token, expMs: exp * 1000 }
 }
 
 export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))

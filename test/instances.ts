@@ -9,8 +9,13 @@ import type { Test } from 'tap'
 import { API_KEY, SECRET } from './helper.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
-/** Under a loaded machine a TypeScript entry point can take a while to compile and start. */
-const START_MS = 90_000
+/**
+ * How long a spawned server may take to say it listens. Its readiness is that
+ * log line; this bound only ends a wait for a process that hangs. A start costs
+ * about 12 s of CPU (transpiling server/main.ts and its imports): on a 2-core
+ * machine busy with other work that was 53-61 s of wall time, a minute at times.
+ */
+export const START_MS = 180_000
 
 export interface Instance {
   child: ChildProcess
@@ -49,6 +54,21 @@ function waitFor (stream: NodeJS.ReadableStream, pattern: RegExp, what: string, 
   })
 }
 
+/** The port a spawned server/main.ts listens on, once it logs it; rejects if the process exits first, with its stderr. */
+export async function listeningPort (child: ChildProcess, exited: Promise<unknown>): Promise<number> {
+  let err = ''
+  const keep = (d: Buffer) => { err = (err + d.toString()).slice(-2000) }
+  child.stderr!.on('data', keep)
+  try {
+    const m = await waitFor(child.stdout!, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/, 'the server listening', exited)
+    return Number(m[1])
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\nstderr: ${err}`)
+  } finally {
+    child.stderr!.off('data', keep)
+  }
+}
+
 /** Starts one standalone server on the given Redis; killed (SIGKILL) in teardown if still running. */
 export async function startInstance (t: Test, env: Record<string, string>): Promise<Instance> {
   const child = spawn(process.execPath, [...process.execArgv, 'server/main.ts'], {
@@ -70,8 +90,7 @@ export async function startInstance (t: Test, env: Record<string, string>): Prom
     }
   })
   child.stderr!.resume()
-  const m = await waitFor(child.stdout!, /Server listening at http:\/\/127\.0\.0\.1:(\d+)/, 'the server listening', exited)
-  const port = Number(m[1])
+  const port = await listeningPort(child, exited)
   const http = `http://127.0.0.1:${port}`
   const stats = await fetch(`${http}/api/notifications/stats`, { headers: { authorization: `Bearer ${API_KEY}` } }).then(r => r.json()) as { instance: string }
   return { child, port, http, ws: `ws://127.0.0.1:${port}/ws`, id: stats.instance, exited }

@@ -4,7 +4,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import { SignJWT } from 'jose'
-import { build, connect, sleep, within, SECRET } from './helper.js'
+import { build, connect, expiringToken, sleep, within, SECRET } from './helper.js'
 
 const ZERO_WS = { sockets: 0, starting: 0, expiryTimers: 0, closeTimers: 0, pendingFrames: 0, wsClients: 0 }
 
@@ -64,17 +64,20 @@ t.test('refresh just before exp extends the session; a refresh with an expired t
   const h = await build(t)
   const sign = (exp: number, role = 'user') => new SignJWT({ role }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice')
     .setExpirationTime(exp).sign(new TextEncoder().encode(SECRET))
-  const exp = Math.floor(Date.now() / 1000) + 2
+  const exp = Math.ceil((Date.now() + 2500) / 1000)
   const a = await connect(h.ws, { token: await sign(exp) })
   const b = await connect(h.ws, { token: await sign(exp) })
   await a.next(); await b.next()
-  const wait = exp * 1000 - 400 - Date.now()
-  if (wait > 0) await sleep(wait)
+  // Signed beforehand, and the last second before exp (not less): both refreshes must be answered before it, on a loaded machine too.
   const later = Math.floor(Date.now() / 1000) + 3600
-  const r = await a.request({ type: 'refresh', token: await sign(later) })
+  const laterToken = await sign(later)
+  const staleToken = await sign(Math.floor(Date.now() / 1000) - 5)
+  const wait = exp * 1000 - 1000 - Date.now()
+  if (wait > 0) await sleep(wait)
+  const r = await a.request({ type: 'refresh', token: laterToken })
   t.equal(r.type, 'reply')
   t.equal(r.result.expiresAt, new Date(later * 1000).toISOString())
-  const stale = await b.request({ type: 'refresh', token: await sign(Math.floor(Date.now() / 1000) - 5) })
+  const stale = await b.request({ type: 'refresh', token: staleToken })
   t.equal(stale.type, 'error')
   t.equal(stale.code, 'bad_request', 'an expired refresh token is refused')
   const roleChange = await a.request({ type: 'refresh', id: 'same-user-other-role', token: await sign(later, 'admin') }).catch(() => undefined)
@@ -85,11 +88,13 @@ t.test('refresh just before exp extends the session; a refresh with an expired t
 
 t.test('refresh keeps a connection past its first exp', async t => {
   const h = await build(t)
-  const c = await connect(h.ws, { token: await h.token('carol', 'user', 1) })
+  // Two seconds at least to connect and refresh before the first exp, even on a loaded machine.
+  const first = await expiringToken('carol', 'user', 2000)
+  const c = await connect(h.ws, { token: first.token })
   await c.next()
   const r = await c.request({ type: 'refresh', token: await h.token('carol', 'user', '1h') })
   t.equal(r.type, 'reply')
-  await sleep(1500)
+  await sleep(first.expMs + 500 - Date.now())
   t.equal(c.ws.readyState, WebSocket.OPEN)
   t.equal(h.app.notifications.sizes().websocket!.expiryTimers, 1, 'one expiry timer, re-armed')
   c.close()

@@ -7,11 +7,13 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, connect, type Client, type Frame } from './helper.js'
-import { ownRedis, startInstance, type Instance } from './instances.js'
+import { ownRedis, START_MS, startInstance, type Instance } from './instances.js'
 
 const PRESENCE_TTL_MS = 1500
 const REDIS_TIMEOUT_MS = 1000
 
+// Three server processes start at once, each transpiling its entry point (see START_MS).
+t.setTimeout(START_MS + 120_000)
 const redis = await ownRedis(t)
 const prefix = `mi-${randomBytes(3).toString('hex')}:`
 const admin = new Redis(redis.url, { maxRetriesPerRequest: 1, lazyConnect: true })
@@ -135,12 +137,17 @@ t.test('an instance killed with SIGKILL: its users go offline within the presenc
   c.child.kill('SIGKILL')
   await c.exited
   const killedAt = Date.now()
+  // Polled until offline, and at least once at the deadline. What counts is when a question was asked, not when
+  // its answer came back: a loaded machine can take a second to answer, and a question asked before the TTL ran out
+  // is rightly answered online.
+  const deadline = killedAt + PRESENCE_TTL_MS * 2
   let online = true
-  while (online && Date.now() - killedAt < PRESENCE_TTL_MS * 4) {
+  let askedAt = killedAt
+  while (online && askedAt < deadline) {
+    askedAt = Date.now()
     online = (await get(b, '/api/presence?users=frank')).json.users.frank.online
   }
-  t.equal(online, false, `frank went offline after ${Date.now() - killedAt} ms`)
-  t.ok(Date.now() - killedAt <= PRESENCE_TTL_MS * 2, 'within the TTL (and one heartbeat)')
+  t.equal(online, false, `offline within the TTL (and one heartbeat): asked ${askedAt - killedAt} ms after the kill`)
   const sent = await post(b, '/api/notifications', { category: 'dashboard', title: 'after the crash' })
   t.equal(sent.status, 202)
   t.equal((await notifications(gina.client, 1))[0]!.seq, sent.json.seq)

@@ -4,9 +4,12 @@ import { execFile } from 'node:child_process'
 import { resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { START_MS } from './instances.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const run = promisify(execFile)
+// Each snippet's process transpiles the package's entry point first: two of them, one after the other, on a loaded machine.
+t.setTimeout(2 * START_MS + 60_000)
 
 /** Runs a snippet in a fresh process with this run's loader flags; it prints whether ioredis is in the module cache. */
 async function loadsIoredis (body: string): Promise<boolean> {
@@ -16,7 +19,7 @@ async function loadsIoredis (body: string): Promise<boolean> {
     const cache = createRequire(import.meta.url).cache
     console.log(Object.keys(cache).some(k => k.includes('/node_modules/ioredis/')) ? 'loaded' : 'not loaded')
   `
-  const { stdout } = await run(process.execPath, [...process.execArgv, '--input-type=module', '-e', code], { cwd: ROOT, timeout: 60_000 })
+  const { stdout } = await run(process.execPath, [...process.execArgv, '--input-type=module', '-e', code], { cwd: ROOT, timeout: START_MS })
   return stdout.trim().endsWith('loaded') && !stdout.trim().endsWith('not loaded')
 }
 

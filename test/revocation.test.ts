@@ -158,13 +158,16 @@ t.test('the revocation survives a restart (SQLite) and is stored until no covere
   const store = `sqlite:${join(dir, 'n.db')}`
   const oldToken = tokenAt('alice', 'user', nowS() - 5)
   const first = await build(t, { store })
+  const calledFrom = nowS()
   await disconnect(first, 'alice', { revokeTokens: true })
+  const calledUntil = nowS()
   await first.app.close()
   const second = await build(t, { store })
   t.equal((await refusedUpgrade(second.ws, { token: oldToken })).statusCode, 401, 'still refused after a restart')
   const now = Date.now()
   const cut = await second.store.revokedThrough('alice', now)
-  t.ok(cut >= nowS() - 2 && cut <= nowS(), 'the cut is the second of the call')
+  // Bounded by the call itself: the restart in between can take seconds on a loaded machine.
+  t.ok(cut >= calledFrom && cut <= calledUntil, 'the cut is the second of the call')
   t.ok(await second.store.revokedThrough('alice', now + 23 * 3600 * 1000) > 0, 'kept for the maximum token age (24 h)…')
   t.equal(await second.store.revokedThrough('alice', now + 24 * 3600 * 1000 + 5000), 0, '…and no longer')
 })

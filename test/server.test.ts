@@ -12,6 +12,7 @@ import { createTokenVerifier, signToken } from '../src/tokens.js'
 import {
   API_KEY, SECRET, build, connect, publish, publishHttp, refusedUpgrade, sleep, within
 } from './helper.js'
+import { listeningPort, START_MS } from './instances.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 // Spawned processes compile their entry point first: on a loaded machine that alone can take most of a minute.
@@ -174,7 +175,7 @@ t.test('npm run token prints a token the server accepts', async t => {
   const { stdout } = await run(process.execPath, tsNode('scripts/token.ts', '--user', 'alice', '--role', 'user'), {
     cwd: ROOT,
     env: { ...process.env, NOTIFY_JWT_SECRET: SECRET },
-    timeout: 60_000
+    timeout: START_MS
   })
   const token = stdout.trim()
   t.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'one JWT on stdout')
@@ -195,16 +196,9 @@ t.test('the standalone process: starts, answers /health, exits 0 on SIGTERM with
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   let out = ''
-  let err = ''
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const port = await within(new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (m) resolve(Number(m[1]))
-    })
-    child.once('exit', code => reject(new Error(`server exited early (${code}): ${err}`)))
-  }), 60_000, 'the server listening')
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.resume()
+  const port = await listeningPort(child, exited)
 
   let health = 0
   for (let i = 0; i < 50 && health !== 200; i++) {

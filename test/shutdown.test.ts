@@ -10,6 +10,7 @@ import t from 'tap'
 import { DRAIN_MS } from '../server/index.js'
 import { signToken } from '../src/tokens.js'
 import { API_KEY, SECRET, build, connect, within } from './helper.js'
+import { listeningPort } from './instances.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 // Spawned processes compile their entry point first: on a loaded machine that alone can take most of a minute.
@@ -114,17 +115,8 @@ t.test('the process exits 0 within the drain with an idle TCP connection and an 
   const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
     child.once('exit', (code, signal) => resolve({ code, signal }))
   })
-  let err = ''
-  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
-  const port = await within(new Promise<number>((resolve, reject) => {
-    let out = ''
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out)
-      if (m) resolve(Number(m[1]))
-    })
-    child.once('exit', code => reject(new Error(`server exited early (${code}): ${err}`)))
-  }), 60_000, 'the server listening')
+  child.stderr.resume()
+  const port = await listeningPort(child, exited)
 
   const ws = `ws://127.0.0.1:${port}/ws`
   const watcher = await connect(ws, { token: await signToken(SECRET, { sub: 'watcher', role: 'user' }) })

@@ -3,7 +3,7 @@
 // resume, limits, both doors at once, shutdown.
 import t from 'tap'
 import type { Socket } from 'node:net'
-import { API_KEY, build, connect, publish, refusedUpgrade, sleep, within, type Harness } from './helper.js'
+import { API_KEY, build, connect, expiringToken, publish, refusedUpgrade, sleep, within, type Harness } from './helper.js'
 import { buildSio, refused, sio, type Payload, type SioClient } from './socketio-helper.js'
 
 async function stats (h: Harness): Promise<Payload> {
@@ -245,12 +245,14 @@ t.test('one system, two doors: same id and seq on /ws and Socket.IO; mark_read o
 
 t.test('token expiry: an error event, then a server disconnect; per-connection request limits apply to events', async t => {
   const h = await buildSio(t, { limits: { requestBurst: 3, requestsPerSecond: 0.001 } })
-  const c = await sio(h, { auth: { token: await h.token('gil', 'user', 1) }, transports: ['websocket'] })
+  // Two seconds at least to connect and be answered before exp, even on a loaded machine.
+  const { token, expMs } = await expiringToken('gil', 'user', 2000)
+  const c = await sio(h, { auth: { token }, transports: ['websocket'] })
   await c.next('connected')
   const answers = await Promise.all([1, 2, 3, 4].map(() => c.ask('ping')))
   t.equal(answers.filter(a => a.time !== undefined).length, 3, 'the burst is answered')
   t.same(answers[3], { error: { code: 'rate_limited', message: 'Too many requests: slow down' } }, 'the next one is rate_limited')
-  const error = await c.next('error', 3000)
+  const error = await c.next('error', expMs - Date.now() + 3000)
   t.same(error, { type: 'error', code: 'closed', close: 4001, message: 'token expired' })
   t.equal((await c.next('disconnect')).reason, 'io server disconnect', 'a server disconnect: the client does not reconnect with the dead token')
 })
