@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock, type ClockTimer } from './clock.js'
 import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownCategoryError, frameErrorOf } from './errors.js'
 import { events } from './events.js'
+import { expiryTimersOf, type Expiring } from './expiry-timers.js'
 import type { Logger } from './logger.js'
 import { REVOKED_REASON, type NotificationManager } from './manager.js'
 import { effectiveSubscriptions } from './preferences.js'
@@ -64,8 +65,6 @@ const REPLAY_PAGE = 500
 const REPLAY_DRAIN_MS = 30_000
 /** Live notifications held for a connection still writing its replay. */
 const MAX_PENDING = 10_000
-// setTimeout's ceiling (~24.8 days): longer waits re-arm.
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** After the server closes, how long the peer has to answer before the socket (and its unsent buffer) is dropped. */
 export const CLOSE_GRACE_MS = 2000
 /** What ws reports when the peer dropped the connection without a close frame. */
@@ -99,7 +98,7 @@ function sharedSubscriptions (categories: Iterable<string>): ReadonlySet<string>
   return set
 }
 
-export class Session implements Connection {
+export class Session implements Connection, Expiring {
   readonly id = randomUUID()
   readonly openedAt = Date.now()
   readonly user: User
@@ -125,7 +124,8 @@ export class Session implements Connection {
   #badFrames: TokenBucket | undefined
   #rateLimitedInARow = 0
   #expiresAt: number | undefined
-  #expiryTimer: ClockTimer | undefined
+  /** The deadline this session waits for in its clock's expiry timers (shared: no timer per connection). */
+  #expiryAt: number | undefined
   /** Armed by close(): drops a peer that does not read its close frame (a slow consumer), so its buffer is freed. */
   #closeTimer: ClockTimer | undefined
   /** Heartbeats since the peer last answered a ping. */
@@ -201,7 +201,7 @@ export class Session implements Connection {
   /** Per-connection state this session holds, for the leak checks (all zero once the socket is gone). */
   get held (): { expiryTimers: number, closeTimers: number, pendingFrames: number } {
     return {
-      expiryTimers: this.#expiryTimer === undefined ? 0 : 1,
+      expiryTimers: this.#expiryAt === undefined ? 0 : 1,
       closeTimers: this.#closeTimer === undefined ? 0 : 1,
       pendingFrames: this.#pending?.length ?? 0
     }
@@ -557,15 +557,26 @@ export class Session implements Connection {
   }
 
   #armExpiry (): void {
-    this.#clock.clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = undefined
+    this.#disarmExpiry()
     if (this.#expiresAt === undefined || this.#closed) return
-    const wait = this.#expiresAt - this.#clock.now()
-    if (wait <= 0) {
+    if (this.#expiresAt <= this.#clock.now()) {
       this.close(CloseCode.tokenExpired, 'token expired')
       return
     }
-    this.#expiryTimer = this.#clock.setTimeout(() => this.#armExpiry(), Math.min(wait, MAX_TIMER_MS))
+    this.#expiryAt = this.#expiresAt
+    expiryTimersOf(this.#clock).add(this, this.#expiryAt)
+  }
+
+  #disarmExpiry (): void {
+    if (this.#expiryAt === undefined) return
+    expiryTimersOf(this.#clock).delete(this, this.#expiryAt)
+    this.#expiryAt = undefined
+  }
+
+  /** The deadline armed by the credentials has come (told by the clock's expiry timers). */
+  onExpiry (): void {
+    this.#expiryAt = undefined
+    this.#armExpiry()
   }
 
   // ---- liveness ---------------------------------------------------------------------
@@ -609,8 +620,7 @@ export class Session implements Connection {
     if (!this.#closed) this.#reportClosed(this.#closeCode ?? peerCode ?? ABNORMAL_CLOSURE)
     this.#closed = true
     this.#pending = undefined
-    this.#clock.clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = undefined
+    this.#disarmExpiry()
     // Called again when the socket is really gone: the close grace is over.
     this.#clock.clearTimeout(this.#closeTimer)
     this.#closeTimer = undefined
