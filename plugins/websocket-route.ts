@@ -5,7 +5,6 @@ import type { ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError } from '../src/errors.js'
-import type { Logger } from '../src/logger.js'
 import type { NotificationManager } from '../src/manager.js'
 import { WsQuery } from '../src/schemas.js'
 import { CLOSE_GRACE_MS, Session } from '../src/session.js'
@@ -29,13 +28,9 @@ export interface WebsocketRouteOptions {
  * of its memory, so let them go: one error listener of our own, and the
  * response detached from the socket.
  */
-function releaseUpgrade (socket: WebSocket, request: FastifyRequest, response: ServerResponse, log: Logger, sessionId: string): void {
+function releaseUpgrade (socket: WebSocket, request: FastifyRequest, response: ServerResponse, onError: (this: WebSocket, err: Error) => void): void {
   socket.removeAllListeners('error')
-  // The app's logger, not request.log: that child logger would be kept alive with the socket.
-  socket.on('error', (err) => {
-    log.warn({ sessionId, err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
-    socket.terminate()
-  })
+  socket.on('error', onError)
   response.detachSocket(request.raw.socket)
 }
 
@@ -91,6 +86,24 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     return { sockets: live.size, starting: starting.size, expiryTimers, closeTimers, pendingFrames, wsClients: app.websocketServer.clients.size }
   })
 
+  // The socket listeners, shared by every socket (no closures per connection): each finds its session in `live`.
+  function onMessage (this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+    live.get(this)?.onMessage(data as Buffer, isBinary)
+  }
+  function onPong (this: WebSocket): void {
+    live.get(this)?.onPong()
+  }
+  function onClose (this: WebSocket, code: number): void {
+    const session = live.get(this)
+    live.delete(this)
+    session?.dispose(code)
+  }
+  function onError (this: WebSocket, err: Error): void {
+    // The app's logger, not request.log: that child logger would be kept alive with the socket.
+    app.log.warn({ sessionId: live.get(this)?.id, err: { message: err.message, code: (err as { code?: string }).code } }, 'websocket error')
+    this.terminate()
+  }
+
   // One interval for every socket; each session keeps its own count of missed pongs.
   const heartbeat = setInterval(() => {
     for (const session of live.values()) session.heartbeat()
@@ -137,14 +150,11 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       reqId: request.id
     })
     live.set(socket, session)
-    releaseUpgrade(socket, request, response!, app.log, session.id)
+    releaseUpgrade(socket, request, response!, onError)
     // Listeners first, synchronously, before anything awaits: no frame is lost.
-    socket.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary))
-    socket.on('pong', () => session.onPong())
-    socket.on('close', (code) => {
-      live.delete(socket)
-      session.dispose(code)
-    })
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('close', onClose)
     starting.add(session)
     void session.start().finally(() => starting.delete(session))
   })

@@ -16,9 +16,14 @@ export function drainConnections (app: FastifyInstance, drainMs = DRAIN_MS): voi
   const used = new WeakSet<Socket>()
   let draining = false
 
+  // One listener for every socket: a closure and a once() wrapper each would stay as long as the connection.
+  function forget (this: Socket): void {
+    open.delete(this)
+  }
+
   app.server.on('connection', (socket: Socket) => {
     open.add(socket)
-    socket.once('close', () => open.delete(socket))
+    socket.on('close', forget)
     // One that opens during the drain gets a moment to ask (and be told 503), not the whole drain.
     if (draining) setTimeout(() => { if (!used.has(socket)) socket.destroy() }, IDLE_DURING_DRAIN_MS).unref()
   })

@@ -1,6 +1,9 @@
 // Live connections indexed by user, role and category, so a delivery touches
-// only its recipients. The maps mirror each other: a connection knows its own
-// keys, so removing it is one call, and empty sets are deleted.
+// only its recipients. A disconnect is one call: it leaves the user's and the
+// role's entry and every category set (a handful, bounded by the configured
+// categories), and empty entries are deleted. Sized for many idle connections:
+// a connection is kept once per index, with no key set of its own, and a user
+// with one connection (most of them) is indexed by the connection itself.
 import type { SharedFrame } from './protocol.js'
 import type { StoredNotification, User } from './schemas.js'
 
@@ -32,7 +35,7 @@ export interface RegistrySizes {
   users: number
   roles: number
   categories: number
-  /** Connections with a key set of their own (mirrors `connections`). */
+  /** Connections held by the user index (mirrors `connections`: a leak check). */
   indexed: number
   /** Subscribed connections per category. */
   subscriptions: Record<string, number>
@@ -54,15 +57,18 @@ function removeFrom<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
   if (set.size === 0) map.delete(key)
 }
 
+/** A user's connections: the connection itself while it is the only one, a Set from the second on. */
+type UserEntry = Connection | Set<Connection>
+
 const EMPTY: ReadonlySet<Connection> = new Set()
 
 export class ConnectionRegistry {
   readonly #connections = new Map<string, Connection>()
-  readonly #byUser = new Map<string, Set<Connection>>()
+  readonly #byUser = new Map<string, UserEntry>()
   readonly #byRole = new Map<string, Set<Connection>>()
   readonly #byCategory = new Map<string, Set<Connection>>()
-  /** What each connection is subscribed to, as indexed here (the connection's own set may be mutated by subscribe()). */
-  readonly #categoriesOf = new Map<Connection, Set<string>>()
+  /** Connections in #byUser, counted as they enter and leave it. */
+  #indexed = 0
   /** Told when a user's connections change (presence). */
   onUserChange: ((userId: string) => void) | undefined
   /** Open connections per transport, for the stats. */
@@ -71,44 +77,60 @@ export class ConnectionRegistry {
   add (conn: Connection): void {
     if (this.#connections.has(conn.id)) return
     this.#connections.set(conn.id, conn)
-    addTo(this.#byUser, conn.user.id, conn)
+    this.#addToUser(conn)
     addTo(this.#byRole, conn.user.role, conn)
     const transport = conn.transport ?? 'ws'
     this.#transports.set(transport, (this.#transports.get(transport) ?? 0) + 1)
-    this.#categoriesOf.set(conn, new Set())
-    this.subscribe(conn, [...conn.subscriptions])
+    for (const c of conn.subscriptions) addTo(this.#byCategory, c, conn)
     this.onUserChange?.(conn.user.id)
   }
 
   remove (conn: Connection): void {
     if (this.#connections.get(conn.id) !== conn) return
     this.#connections.delete(conn.id)
-    removeFrom(this.#byUser, conn.user.id, conn)
+    this.#removeFromUser(conn)
     removeFrom(this.#byRole, conn.user.role, conn)
     const transport = conn.transport ?? 'ws'
     // Kept at 0 rather than deleted: a door's count falling to zero is what a migration watches for (two keys at most).
     this.#transports.set(transport, (this.#transports.get(transport) ?? 1) - 1)
-    for (const c of this.#categoriesOf.get(conn) ?? []) removeFrom(this.#byCategory, c, conn)
-    this.#categoriesOf.delete(conn)
+    // Every category set rather than the connection's own subscriptions, which its owner may have changed already.
+    for (const [c, set] of this.#byCategory) {
+      if (set.delete(conn) && set.size === 0) this.#byCategory.delete(c)
+    }
     this.onUserChange?.(conn.user.id)
   }
 
   subscribe (conn: Connection, categories: readonly string[]): void {
-    const own = this.#categoriesOf.get(conn)
-    if (!own) return
-    for (const c of categories) {
-      own.add(c)
-      addTo(this.#byCategory, c, conn)
-    }
+    if (!this.has(conn)) return
+    for (const c of categories) addTo(this.#byCategory, c, conn)
   }
 
   unsubscribe (conn: Connection, categories: readonly string[]): void {
-    const own = this.#categoriesOf.get(conn)
-    if (!own) return
-    for (const c of categories) {
-      own.delete(c)
-      removeFrom(this.#byCategory, c, conn)
+    if (!this.has(conn)) return
+    for (const c of categories) removeFrom(this.#byCategory, c, conn)
+  }
+
+  #addToUser (conn: Connection): void {
+    const id = conn.user.id
+    const entry = this.#byUser.get(id)
+    if (entry === undefined) this.#byUser.set(id, conn)
+    else if (entry instanceof Set) entry.add(conn)
+    else this.#byUser.set(id, new Set([entry, conn]))
+    this.#indexed++
+  }
+
+  #removeFromUser (conn: Connection): void {
+    const id = conn.user.id
+    const entry = this.#byUser.get(id)
+    if (entry === conn) {
+      this.#byUser.delete(id)
+    } else if (entry instanceof Set && entry.delete(conn)) {
+      // Back to one connection: the connection itself again, not a Set of one.
+      if (entry.size === 1) this.#byUser.set(id, entry.values().next().value!)
+    } else {
+      return
     }
+    this.#indexed--
   }
 
   has (conn: Connection): boolean {
@@ -121,16 +143,19 @@ export class ConnectionRegistry {
 
   /** Connections of one user (for per-user limits). */
   ofUser (userId: string): ReadonlySet<Connection> {
-    return this.#byUser.get(userId) ?? EMPTY
+    const entry = this.#byUser.get(userId)
+    if (entry === undefined) return EMPTY
+    return entry instanceof Set ? entry : new Set([entry])
   }
 
   /** A user's connections here and when the oldest opened; undefined when it has none. */
   presenceOf (userId: string): { connections: number, since: number } | undefined {
-    const set = this.#byUser.get(userId)
-    if (!set) return undefined
+    const entry = this.#byUser.get(userId)
+    if (entry === undefined) return undefined
+    if (!(entry instanceof Set)) return { connections: 1, since: entry.openedAt ?? Date.now() }
     let since = Infinity
-    for (const conn of set) since = Math.min(since, conn.openedAt ?? Date.now())
-    return { connections: set.size, since }
+    for (const conn of entry) since = Math.min(since, conn.openedAt ?? Date.now())
+    return { connections: entry.size, since }
   }
 
   /** Every user with connections here, with presenceOf()'s figures. */
@@ -157,16 +182,18 @@ export class ConnectionRegistry {
 
     const out: Connection[] = []
     const seen = users.length > 0 && roles.length > 0 ? new Set<Connection>() : undefined
-    const take = (set: ReadonlySet<Connection> | undefined) => {
-      if (!set) return
-      for (const conn of set) {
-        if (!subscribers.has(conn)) continue
-        if (seen) {
-          if (seen.has(conn)) continue
-          seen.add(conn)
-        }
-        out.push(conn)
+    const takeOne = (conn: Connection) => {
+      if (!subscribers.has(conn)) return
+      if (seen) {
+        if (seen.has(conn)) return
+        seen.add(conn)
       }
+      out.push(conn)
+    }
+    const take = (entry: UserEntry | undefined) => {
+      if (entry === undefined) return
+      if (entry instanceof Set) for (const conn of entry) takeOne(conn)
+      else takeOne(entry)
     }
     for (const u of users) take(this.#byUser.get(u))
     for (const r of roles) take(this.#byRole.get(r))
@@ -186,7 +213,7 @@ export class ConnectionRegistry {
       users: this.#byUser.size,
       roles: this.#byRole.size,
       categories: this.#byCategory.size,
-      indexed: this.#categoriesOf.size,
+      indexed: this.#indexed,
       subscriptions
     }
   }

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto'
 import { systemClock, type Clock, type ClockTimer } from './clock.js'
 import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownCategoryError, frameErrorOf } from './errors.js'
 import { events } from './events.js'
+import { expiryTimersOf, type Expiring } from './expiry-timers.js'
 import type { Logger } from './logger.js'
 import { REVOKED_REASON, type NotificationManager } from './manager.js'
 import { effectiveSubscriptions } from './preferences.js'
@@ -64,8 +65,6 @@ const REPLAY_PAGE = 500
 const REPLAY_DRAIN_MS = 30_000
 /** Live notifications held for a connection still writing its replay. */
 const MAX_PENDING = 10_000
-// setTimeout's ceiling (~24.8 days): longer waits re-arm.
-const MAX_TIMER_MS = 2 ** 31 - 1
 /** After the server closes, how long the peer has to answer before the socket (and its unsent buffer) is dropped. */
 export const CLOSE_GRACE_MS = 2000
 /** What ws reports when the peer dropped the connection without a close frame. */
@@ -78,14 +77,35 @@ function sameMembers (list: readonly string[], set: ReadonlySet<string>): boolea
 /** Shared by every connection of a user who muted nothing (most of them): no Set each. */
 const NOTHING_MUTED: ReadonlySet<string> = new Set()
 
-export class Session implements Connection {
+/**
+ * Subscription sets shared, read-only, by the connections that have the same
+ * ones in the same order (most connections of a role): a connection copies its
+ * set on its first change. Bounded: emptied when full, while the sets in use
+ * stay marked as shared.
+ */
+const sharedSets = new Map<string, ReadonlySet<string>>()
+const isShared = new WeakSet<ReadonlySet<string>>()
+const MAX_SHARED_SETS = 256
+
+function sharedSubscriptions (categories: Iterable<string>): ReadonlySet<string> {
+  const set = new Set(categories)
+  const key = [...set].join('\n')
+  const known = sharedSets.get(key)
+  if (known !== undefined) return known
+  if (sharedSets.size >= MAX_SHARED_SETS) sharedSets.clear()
+  sharedSets.set(key, set)
+  isShared.add(set)
+  return set
+}
+
+export class Session implements Connection, Expiring {
   readonly id = randomUUID()
   readonly openedAt = Date.now()
   readonly user: User
   readonly legacy: boolean
   readonly transport: string
-  /** What this connection receives: what it asked for, less the user's muted categories. */
-  readonly subscriptions: Set<string>
+  /** What this connection receives: what it asked for, less the user's muted categories (shared until changed). */
+  #subscriptions: ReadonlySet<string>
   /**
    * What the client asked for (connect, subscribe, unsubscribe), muted or not: unmuting restores it.
    * Kept only while something is muted; otherwise it is `subscriptions` itself.
@@ -104,7 +124,8 @@ export class Session implements Connection {
   #badFrames: TokenBucket | undefined
   #rateLimitedInARow = 0
   #expiresAt: number | undefined
-  #expiryTimer: ClockTimer | undefined
+  /** The deadline this session waits for in its clock's expiry timers (shared: no timer per connection). */
+  #expiryAt: number | undefined
   /** Armed by close(): drops a peer that does not read its close frame (a slow consumer), so its buffer is freed. */
   #closeTimer: ClockTimer | undefined
   /** Heartbeats since the peer last answered a ping. */
@@ -115,7 +136,6 @@ export class Session implements Connection {
   #pending: Array<{ seq: number, frame: SharedFrame, legacy?: true }> | undefined = []
   #closed = false
   /** Counted for the `connection closed` line and the metrics; cheap enough to count always. */
-  readonly #openedAt = Date.now()
   #framesIn = 0
   #framesOut = 0
   /** The code this server closed with; undefined when the peer closed first. */
@@ -126,7 +146,8 @@ export class Session implements Connection {
   #closing = false
   /** Client frames are handled one at a time, in arrival order, after start() finished. */
   #queue: Promise<void>
-  #resolveStarted!: () => void
+  /** Let go once start() is done: an open connection keeps no closure for it. */
+  #resolveStarted: (() => void) | undefined
 
   /** What only start() needs; let go once it is done, so an open connection does not keep its options. */
   #start: Pick<SessionOptions, 'since' | 'epoch' | 'reqId' | 'issuedAt'> | undefined
@@ -141,9 +162,9 @@ export class Session implements Connection {
     if (opts.muted !== undefined && opts.muted.length > 0) {
       this.#muted = new Set(opts.muted)
       this.#wanted = new Set(opts.subscriptions)
-      this.subscriptions = new Set(effectiveSubscriptions(this.#wanted, this.#muted))
+      this.#subscriptions = sharedSubscriptions(effectiveSubscriptions(this.#wanted, this.#muted))
     } else {
-      this.subscriptions = new Set(opts.subscriptions)
+      this.#subscriptions = sharedSubscriptions(opts.subscriptions)
     }
     this.#verifyToken = opts.verifyToken
     this.#clock = opts.clock ?? systemClock
@@ -158,6 +179,16 @@ export class Session implements Connection {
     return { sessionId: this.id, userId: this.user.id }
   }
 
+  get subscriptions (): ReadonlySet<string> {
+    return this.#subscriptions
+  }
+
+  /** This connection's own subscription set, to change: a shared one is copied first. */
+  #ownSubscriptions (): Set<string> {
+    if (isShared.has(this.#subscriptions)) this.#subscriptions = new Set(this.#subscriptions)
+    return this.#subscriptions as Set<string>
+  }
+
   /** The transport this session writes to. */
   get socket (): SocketLike {
     return this.#socket
@@ -170,7 +201,7 @@ export class Session implements Connection {
   /** Per-connection state this session holds, for the leak checks (all zero once the socket is gone). */
   get held (): { expiryTimers: number, closeTimers: number, pendingFrames: number } {
     return {
-      expiryTimers: this.#expiryTimer === undefined ? 0 : 1,
+      expiryTimers: this.#expiryAt === undefined ? 0 : 1,
       closeTimers: this.#closeTimer === undefined ? 0 : 1,
       pendingFrames: this.#pending?.length ?? 0
     }
@@ -235,7 +266,8 @@ export class Session implements Connection {
       this.close(CloseCode.internal, 'internal error')
     } finally {
       this.#start = undefined
-      this.#resolveStarted()
+      this.#resolveStarted?.()
+      this.#resolveStarted = undefined
     }
   }
 
@@ -433,7 +465,8 @@ export class Session implements Connection {
         for (const c of categories) this.#wanted?.add(c)
         // A muted category is remembered as wanted and received once unmuted.
         const added = effectiveSubscriptions(categories, this.#muted)
-        for (const c of added) this.subscriptions.add(c)
+        const own = this.#ownSubscriptions()
+        for (const c of added) own.add(c)
         this.#manager.registry.subscribe(this, added)
         return { subscriptions: [...this.subscriptions] }
       }
@@ -441,9 +474,10 @@ export class Session implements Connection {
         for (const c of frame.categories) {
           if (!this.#manager.policy.hasCategory(c)) throw new UnknownCategoryError(c)
         }
+        const own = this.#ownSubscriptions()
         for (const c of frame.categories) {
           this.#wanted?.delete(c)
-          this.subscriptions.delete(c)
+          own.delete(c)
         }
         this.#manager.registry.unsubscribe(this, frame.categories)
         return { subscriptions: [...this.subscriptions] }
@@ -511,8 +545,11 @@ export class Session implements Connection {
     const next = new Set(effectiveSubscriptions(wanted, this.#muted))
     const gone = [...this.subscriptions].filter(c => !next.has(c))
     const back = [...next].filter(c => !this.subscriptions.has(c))
-    for (const c of gone) this.subscriptions.delete(c)
-    for (const c of back) this.subscriptions.add(c)
+    if (gone.length > 0 || back.length > 0) {
+      const own = this.#ownSubscriptions()
+      for (const c of gone) own.delete(c)
+      for (const c of back) own.add(c)
+    }
     this.#manager.registry.unsubscribe(this, gone)
     this.#manager.registry.subscribe(this, back)
     // Before `connected`, that frame carries the subscriptions itself.
@@ -520,15 +557,26 @@ export class Session implements Connection {
   }
 
   #armExpiry (): void {
-    this.#clock.clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = undefined
+    this.#disarmExpiry()
     if (this.#expiresAt === undefined || this.#closed) return
-    const wait = this.#expiresAt - this.#clock.now()
-    if (wait <= 0) {
+    if (this.#expiresAt <= this.#clock.now()) {
       this.close(CloseCode.tokenExpired, 'token expired')
       return
     }
-    this.#expiryTimer = this.#clock.setTimeout(() => this.#armExpiry(), Math.min(wait, MAX_TIMER_MS))
+    this.#expiryAt = this.#expiresAt
+    expiryTimersOf(this.#clock).add(this, this.#expiryAt)
+  }
+
+  #disarmExpiry (): void {
+    if (this.#expiryAt === undefined) return
+    expiryTimersOf(this.#clock).delete(this, this.#expiryAt)
+    this.#expiryAt = undefined
+  }
+
+  /** The deadline armed by the credentials has come (told by the clock's expiry timers). */
+  onExpiry (): void {
+    this.#expiryAt = undefined
+    this.#armExpiry()
   }
 
   // ---- liveness ---------------------------------------------------------------------
@@ -572,8 +620,7 @@ export class Session implements Connection {
     if (!this.#closed) this.#reportClosed(this.#closeCode ?? peerCode ?? ABNORMAL_CLOSURE)
     this.#closed = true
     this.#pending = undefined
-    this.#clock.clearTimeout(this.#expiryTimer)
-    this.#expiryTimer = undefined
+    this.#disarmExpiry()
     // Called again when the socket is really gone: the close grace is over.
     this.#clock.clearTimeout(this.#closeTimer)
     this.#closeTimer = undefined
@@ -581,7 +628,7 @@ export class Session implements Connection {
   }
 
   #reportClosed (code: number): void {
-    const durationMs = Date.now() - this.#openedAt
+    const durationMs = Date.now() - this.openedAt
     this.#log.info({
       ...this.#ids(),
       role: this.user.role,

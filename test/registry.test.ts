@@ -206,3 +206,66 @@ t.test('transports: open connections per door, kept at 0 once a door has had one
   r.remove(sio)
   t.same(r.transports(), { ws: 1, socketio: 0 }, 'the Socket.IO count falls to zero and stays listed')
 })
+
+t.test('a user with one connection, then two, then one again: ofUser, presence, recipients and removal follow', async t => {
+  const r = new ConnectionRegistry()
+  const first = { ...fake('alice', 'user', ['system']), openedAt: 1000 }
+  const second = { ...fake('alice', 'user', ['system']), openedAt: 2000 }
+  const third = { ...fake('alice', 'user', ['system']), openedAt: 3000 }
+  const toAlice = { category: 'system', audience: { users: ['alice'] } }
+
+  r.add(first)
+  t.same([...r.ofUser('alice')], [first], 'one connection')
+  t.same(r.presenceOf('alice'), { connections: 1, since: 1000 })
+  t.same(ids(r.recipients(toAlice)), [first.id])
+
+  r.add(second)
+  t.same([...r.ofUser('alice')].map(c => c.id).sort(), ids([first, second]), 'two connections')
+  t.same(r.presenceOf('alice'), { connections: 2, since: 1000 })
+  t.same(ids(r.recipients(toAlice)), ids([first, second]))
+
+  r.remove(first)
+  t.same([...r.ofUser('alice')], [second], 'back to one: the one left')
+  t.same(r.presenceOf('alice'), { connections: 1, since: 2000 })
+  t.same(ids(r.recipients(toAlice)), [second.id])
+  t.same(ids(r.recipients({ category: 'system', audience: { users: ['alice'], roles: ['user'] } })), [second.id], 'named and by role: once')
+
+  r.add(third)
+  t.same(r.presenceOf('alice'), { connections: 2, since: 2000 }, 'and two again')
+  r.remove(third)
+  r.remove(third)
+  t.same([...r.ofUser('alice')], [second], 'removing twice leaves the other connection')
+  t.same(r.sizes(), { connections: 1, users: 1, roles: 1, categories: 1, indexed: 1, subscriptions: { system: 1 } })
+
+  r.remove(second)
+  t.equal(r.ofUser('alice').size, 0)
+  t.equal(r.presenceOf('alice'), undefined)
+  t.same(r.recipients(toAlice), [])
+  t.same([...r.presence()], [])
+  t.same(r.sizes(), { connections: 0, users: 0, roles: 0, categories: 0, indexed: 0, subscriptions: {} })
+})
+
+t.test('removing a user entry that is not this connection leaves it alone', async t => {
+  const r = new ConnectionRegistry()
+  const a = fake('alice', 'user', ['system'], 'same')
+  const impostor = fake('alice', 'user', ['system'], 'same')
+  r.add(a)
+  r.remove(impostor)
+  t.same([...r.ofUser('alice')], [a])
+  t.same(r.sizes().indexed, 1)
+})
+
+t.test('remove() clears the category index even when the connection changed its own subscriptions first', async t => {
+  const r = new ConnectionRegistry()
+  const a = fake('alice', 'user', ['system', 'dashboard'])
+  const b = fake('bob', 'user', ['system'])
+  r.add(a)
+  r.add(b)
+  // A session edits its own set, then tells the registry; a close can come in between.
+  a.subscriptions.clear()
+  a.subscriptions.add('maintenance')
+  r.remove(a)
+  t.same(r.sizes().subscriptions, { system: 1 })
+  t.same(ids(r.recipients({ category: 'system' })), [b.id])
+  t.same(r.recipients({ category: 'dashboard' }), [])
+})

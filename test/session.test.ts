@@ -220,3 +220,19 @@ t.test('a socket whose send throws is closed 1011 by the manager; the other sess
   t.equal(session.closed, true)
   t.equal(manager.stats().connections, 1, 'the faulty session left the registry')
 })
+
+t.test('connections with the same subscriptions change them independently', async t => {
+  const both = { subscriptions: ['system', 'maintenance'] }
+  const a = await setup(t, { session: both })
+  const b = await setup(t, { session: both })
+  const c = await setup(t, { session: both })
+  t.same((await request(a.socket, a.session, { type: 'unsubscribe_category', id: 'u', categories: ['maintenance'] })).result, { subscriptions: ['system'] })
+  t.same([...b.session.subscriptions], ['system', 'maintenance'], 'the other connection keeps its subscriptions')
+  t.same((await request(b.socket, b.session, { type: 'subscribe_category', id: 's', categories: ['dashboard'] })).result, { subscriptions: ['system', 'maintenance', 'dashboard'] })
+  b.session.applyMuted(['system'])
+  t.same([...a.session.subscriptions], ['system'])
+  t.same([...b.session.subscriptions], ['maintenance', 'dashboard'])
+  t.same([...c.session.subscriptions], ['system', 'maintenance'], 'an untouched connection sees none of it')
+  t.same(c.manager.registry.recipients({ category: 'maintenance' }), [c.session])
+  t.same(a.manager.registry.recipients({ category: 'maintenance' }), [])
+})
