@@ -64,7 +64,7 @@ export function createTokenVerifier (secret: string, opts: TokenVerifierOptions 
 export interface SignOptions {
   sub: string
   role: string
-  /** A duration ('1h', '15m', '2 days') or seconds from now (negative: already expired, for tests). */
+  /** A duration ('1h', '15m', '2 days') or at least this many seconds from now (negative: already expired, for tests). */
   expiresIn?: string | number
 }
 
@@ -73,7 +73,10 @@ export async function signToken (secret: string, opts: SignOptions): Promise<str
   const exp = opts.expiresIn ?? '1h'
   const key = Buffer.from(secret)
   if (typeof exp === 'string') return createSigner({ key, algorithm: 'HS256', expiresIn: exp })({ sub: opts.sub, role: opts.role })
-  const now = Math.floor(Date.now() / 1000)
+  const nowMs = Date.now()
+  const iat = Math.floor(nowMs / 1000)
+  // exp is in whole seconds: rounded up, so the token lasts at least `exp` seconds (rounded down, a
+  // one-second token signed late in a second could expire at once).
   // An explicit iat is kept by the signer (noTimestamp would drop it, and revocations need it).
-  return createSigner({ key, algorithm: 'HS256' })({ sub: opts.sub, role: opts.role, iat: now, exp: now + exp })
+  return createSigner({ key, algorithm: 'HS256' })({ sub: opts.sub, role: opts.role, iat, exp: Math.ceil(nowMs / 1000) + exp })
 }

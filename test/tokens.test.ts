@@ -1,10 +1,10 @@
 // The maximum token age: a token without exp is honoured until iat + max age, a
 // longer exp is capped there, a token with neither iat nor exp is refused, and
 // the socket closes with 4001 at the capped time.
-import { SignJWT } from 'jose'
+import { SignJWT, decodeJwt } from 'jose'
 import t from 'tap'
 import { resolveOptions } from '../plugins/options.js'
-import { DEFAULT_MAX_TOKEN_AGE_SECONDS, TokenError, createTokenVerifier } from '../src/tokens.js'
+import { DEFAULT_MAX_TOKEN_AGE_SECONDS, TokenError, createTokenVerifier, signToken } from '../src/tokens.js'
 import { SECRET, build, connect, refusedUpgrade, within } from './helper.js'
 
 const key = new TextEncoder().encode(SECRET)
@@ -76,4 +76,14 @@ t.test('a token without exp is refused at the handshake once iat + max age has p
   const reply = await r.request({ type: 'refresh', token: await sign({ iat: fresh, exp: fresh + 3600 }, 'bob') })
   t.equal(reply.result.expiresAt, new Date((fresh + 2) * 1000).toISOString(), 'refresh reports the capped expiry')
   r.close()
+})
+
+t.test('signToken with seconds: the token lasts at least that long, whatever the moment in the second it is signed', async t => {
+  for (let i = 0; i < 20; i++) {
+    const before = Date.now()
+    const claims = decodeJwt(await signToken('s'.repeat(32), { sub: 'u', role: 'user', expiresIn: 1 }))
+    t.ok(claims.exp! * 1000 >= before + 1000, `exp ${claims.exp} is at least a second after ${before}`)
+    t.ok(claims.exp! * 1000 < Date.now() + 2000, 'and less than two')
+    await new Promise(resolve => setTimeout(resolve, 37))
+  }
 })
