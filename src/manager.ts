@@ -24,6 +24,7 @@ import { DEFAULT_LOCKED_CATEGORIES, checkMuted } from './preferences.js'
 import { LocalPresence, type ClusterSizes, type Presence, type PresenceEntry } from './presence/presence.js'
 import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
+import { SharedReads, type ReplayItem } from './shared-reads.js'
 import {
   MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
 } from './schemas.js'
@@ -169,6 +170,8 @@ export class NotificationManager implements NotificationService {
   readonly #reports = new Map<string, MigrationReportProvider>()
   readonly #internals = new Map<string, InternalsProvider>()
   readonly #drains = new Map<string, Drain>()
+  /** Replay pages and unread counts that many connecting clients share, when the store can split its reads. */
+  readonly #shared: SharedReads | undefined
   #published = 0
   #duplicates = 0
   #delivered = 0
@@ -186,6 +189,7 @@ export class NotificationManager implements NotificationService {
     this.lockedCategories = [...new Set(opts.lockedCategories ?? DEFAULT_LOCKED_CATEGORIES)]
     this.#locked = new Set(this.lockedCategories)
     this.#maxTokenAgeMs = opts.maxTokenAgeMs ?? DEFAULT_MAX_TOKEN_AGE_SECONDS * 1000
+    this.#shared = opts.store.split !== undefined ? new SharedReads(opts.store.split) : undefined
   }
 
   async start (): Promise<void> {
@@ -419,9 +423,13 @@ export class NotificationManager implements NotificationService {
     return { notifications: rows.slice(0, limit), hasMore: rows.length > limit }
   }
 
-  /** Entitled notifications after `after`, oldest first, in the given categories (resume). */
-  async replayPage (user: User, categories: readonly string[], after: number, limit: number): Promise<ClientNotification[]> {
-    return this.store.query({ user, categories, after, order: 'asc', limit, now: Date.now() })
+  /** Entitled notifications after `after`, oldest first, in the given categories, as frames (resume). */
+  async replayPage (user: User, categories: readonly string[], after: number, limit: number): Promise<ReplayItem[]> {
+    const now = Date.now()
+    const items = await this.#shared?.page(user, categories, after, limit, now)
+    if (items !== undefined) return items
+    const rows = await this.store.query({ user, categories, after, order: 'asc', limit, now })
+    return rows.map(n => ({ seq: n.seq, frame: { text: notificationFrame(n) } }))
   }
 
   async resumeStatus (since: number, epoch?: string): Promise<ResumeStatus> {
@@ -436,8 +444,11 @@ export class NotificationManager implements NotificationService {
     const leftOut = new Set(muted ?? await this.store.getMuted(user.id))
     const categories = this.policy.visibleTo(user.role).filter(c => !leftOut.has(c))
     if (categories.length === 0) return 0
+    const now = Date.now()
+    const shared = await this.#shared?.unread(user, categories, now)
+    if (shared !== undefined) return shared
     // The stores cap the count themselves; the min holds the documented cap for a custom store too.
-    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, categories, Date.now()))
+    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, categories, now))
   }
 
   /** Marks `ids`, or everything (`all: true`), read: exactly one of the two. Resolves with the unread count (muted categories left out). */

@@ -9,7 +9,7 @@ import type { Logger } from './logger.js'
 import { REVOKED_REASON, type NotificationManager } from './manager.js'
 import { effectiveSubscriptions } from './preferences.js'
 import {
-  checkClientFrame, connectedFrame, errorFrame, notificationFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame,
+  checkClientFrame, connectedFrame, errorFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame,
   type ParsedFrame, type SharedFrame
 } from './protocol.js'
 import type { Connection } from './registry.js'
@@ -251,10 +251,10 @@ export class Session implements Connection {
         const page = categories.length === 0 ? [] : await this.#manager.replayPage(this.user, categories, after, REPLAY_PAGE)
         if (this.#closed) return
         // One synchronous run: a transport that holds a turn's frames (ws-transport) writes the page at once.
-        for (const n of page) {
-          this.#write(notificationFrame(n))
-          this.#lastSent = n.seq
-          after = n.seq
+        for (const item of page) {
+          this.#write(item.frame)
+          this.#lastSent = item.seq
+          after = item.seq
           count++
         }
         if (page.length < REPLAY_PAGE) break

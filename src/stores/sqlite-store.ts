@@ -7,7 +7,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
 // Schema 2: entitlement by index instead of json_each on every row.
 // A notification with an audience has one row here per named user (kind 0) and
@@ -128,6 +128,8 @@ export class SqliteStore implements HistoryStore {
   /** Rows in notifications, kept in step by this writer, so retention by count needs no scan below the limit. */
   #rows = 0
   #stmts!: ReturnType<SqliteStore['prepare']>
+  /** Bumped after every write to the rows (commit, retention): SplitReads.writes. */
+  #writes = 0
 
   constructor (path: string, retention: Partial<Retention> = {}) {
     this.#path = path
@@ -285,6 +287,8 @@ export class SqliteStore implements HistoryStore {
   }
 
   #commit (jobs: AppendJob[]): void {
+    // Before any caller is resumed: whatever it does next sees the new count.
+    this.#writes++
     if (!this.#db) {
       for (const job of jobs) job.reject(new Error('SqliteStore closed before the append was written'))
       return
@@ -463,6 +467,63 @@ export class SqliteStore implements HistoryStore {
 
   async prune (now: number): Promise<void> {
     this.#database.transaction(() => this.#pruneRows(now))()
+    this.#writes++
+  }
+
+  // ---- split reads (SplitReads): the arms of query() and unreadCount() one at a time ----
+
+  #nextExpiry: Database.Statement | undefined
+
+  readonly split: SplitReads = this.#makeSplit()
+
+  #makeSplit (): SplitReads {
+    const store = this
+    const everyone: User = { id: '', role: '' }
+    return {
+      get writes () { return store.#writes },
+      reader: async (userId) => ({
+        upto: (this.#stmts.readUpTo.get(userId) as number | undefined) ?? 0,
+        marks: this.#checkMarks(userId) === 1
+      }),
+      // The broadcast arm reads neither the user nor its role; upto -1: every row unread.
+      broadcastPage: async (categories, after, limit, now) =>
+        this.#armRows([this.#stmts.pageAsc[0]!], everyone, categories, after, limit, now, -1),
+      audiencePage: async (user, categories, after, limit, now, upto) =>
+        this.#armRows([this.#stmts.pageAsc[1]!, this.#stmts.pageAsc[2]!], user, categories, after, limit, now, upto),
+      broadcastUnread: async (categories, upto, now) =>
+        this.#stmts.unread[0]!.get(this.#armParams(everyone, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number,
+      audienceUnread: async (user, categories, upto, now) => {
+        const bound = this.#armParams(user, categories, upto, now, { cap: UNREAD_COUNT_CAP })
+        return Math.min(UNREAD_COUNT_CAP, (this.#stmts.unread[1]!.get(bound) as number) + (this.#stmts.unread[2]!.get(bound) as number))
+      },
+      nextExpiry: async (now) => {
+        this.#nextExpiry ??= this.#database.prepare('SELECT MIN(expires_ms) FROM notifications WHERE expires_ms > ?').pluck()
+        return (this.#nextExpiry.get(now) as number | null) ?? Number.POSITIVE_INFINITY
+      }
+    }
+  }
+
+  /** The parameters of one arm for a reader without marks: rows above `after`, any read state. */
+  #armParams (user: User, categories: readonly string[], after: number, now: number, extra: Record<string, number>) {
+    return {
+      userId: user.id, role: user.role, categories: JSON.stringify(categories), now, upto: 0,
+      after, before: Number.MAX_SAFE_INTEGER, unreadOnly: 0, ...extra
+    }
+  }
+
+  #armRows (arms: Database.Statement[], user: User, categories: readonly string[], after: number, limit: number, now: number, upto: number): ClientNotification[] {
+    const bound = this.#armParams(user, categories, after, now, { limit })
+    const seqs = arms.flatMap(stmt => stmt.all(bound) as number[])
+    if (seqs.length === 0) return []
+    seqs.sort((a, b) => a - b)
+    const rows = this.#stmts.rowsWithoutMarks.all({ userId: user.id, upto, seqs: JSON.stringify(seqs.slice(0, limit)) }) as Row[]
+    rows.sort((a, b) => a.seq - b.seq)
+    return rows.map(r => {
+      const n = JSON.parse(r.body) as ClientNotification
+      n.seq = r.seq
+      n.read = r.is_read === 1
+      return n
+    })
   }
 
   async close (): Promise<void> {
