@@ -117,13 +117,17 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       manager.assertCanConnect(state.token.user)
       // Muted categories are left out even when categories= names them.
       state.muted = await manager.store.getMuted(state.token.user.id)
+      // Accepted: the upgrade response is held with `connected` and the replay, to leave in one write
+      // (the session releases it; a refused handshake's socket.end() writes it out anyway).
+      if (request.ws) request.raw.socket.cork()
     }
   }, (socket, request) => {
     const { token, subscriptions, muted, response } = verified.get(request)!
     const q = request.query
+    const rawSocket = request.raw.socket
     const session = new Session({
       manager,
-      socket: new WsTransport(socket, request.raw.socket),
+      socket: new WsTransport(socket, rawSocket),
       user: token.user,
       ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
       ...(token.issuedAt !== undefined ? { issuedAt: token.issuedAt } : {}),
@@ -134,7 +138,8 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
       ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
       log: app.log,
-      reqId: request.id
+      reqId: request.id,
+      release: () => { rawSocket.uncork() }
     })
     live.set(socket, session)
     releaseUpgrade(socket, request, response!, app.log, session.id)

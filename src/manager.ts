@@ -432,9 +432,10 @@ export class NotificationManager implements NotificationService {
     return rows.map(n => ({ seq: n.seq, frame: { text: notificationFrame(n) } }))
   }
 
-  async resumeStatus (since: number, epoch?: string): Promise<ResumeStatus> {
+  /** `lastSeq`: the store's, when the caller has just read it (a connecting session has). */
+  async resumeStatus (since: number, epoch?: string, lastSeq?: number): Promise<ResumeStatus> {
     if (epoch !== undefined && epoch !== this.store.epoch) return { complete: false, replay: false }
-    const [last, pruned] = await Promise.all([this.store.lastSeq(), this.store.prunedThrough()])
+    const [last, pruned] = await Promise.all([lastSeq ?? this.store.lastSeq(), this.store.prunedThrough()])
     if (since > last) return { complete: false, replay: false }
     return { complete: since >= pruned, replay: true }
   }
