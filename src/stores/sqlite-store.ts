@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTE
 ` + AUDIENCE_SCHEMA + RETENTION_SCHEMA
 
 interface Row { seq: number, body: string, is_read: number }
+interface SplitStatements { reader: Database.Statement, audienceUnread: Database.Statement, nextExpiry: Database.Statement }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
 interface AppendJob { items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }
 
@@ -472,7 +473,20 @@ export class SqliteStore implements HistoryStore {
 
   // ---- split reads (SplitReads): the arms of query() and unreadCount() one at a time ----
 
-  #nextExpiry: Database.Statement | undefined
+  /** Prepared on first use: only a manager that shares reads asks these. */
+  #splitStmts: SplitStatements | undefined
+
+  get #split (): SplitStatements {
+    this.#splitStmts ??= {
+      // Both of a reader's read state in one statement.
+      reader: this.#database.prepare(`SELECT (SELECT seq FROM read_upto WHERE user_id = @userId) AS upto,
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`),
+      // The user and role arms of the unread count, each planned on its own, in one statement.
+      audienceUnread: this.#database.prepare(`SELECT (SELECT COUNT(*) FROM (${ARMS.user} LIMIT +@cap)) + (SELECT COUNT(*) FROM (${ARMS.role} LIMIT +@cap))`).pluck(),
+      nextExpiry: this.#database.prepare('SELECT MIN(expires_ms) FROM notifications WHERE expires_ms > ?').pluck()
+    }
+    return this.#splitStmts
+  }
 
   readonly split: SplitReads = this.#makeSplit()
 
@@ -481,10 +495,10 @@ export class SqliteStore implements HistoryStore {
     const everyone: User = { id: '', role: '' }
     return {
       get writes () { return store.#writes },
-      reader: async (userId) => ({
-        upto: (this.#stmts.readUpTo.get(userId) as number | undefined) ?? 0,
-        marks: this.#checkMarks(userId) === 1
-      }),
+      reader: async (userId) => {
+        const row = this.#split.reader.get({ userId }) as { upto: number | null, marks: number }
+        return { upto: row.upto ?? 0, marks: row.marks === 1 }
+      },
       // The broadcast arm reads neither the user nor its role; upto -1: every row unread.
       broadcastPage: async (categories, after, limit, now) =>
         this.#armRows([this.#stmts.pageAsc[0]!], everyone, categories, after, limit, now, -1),
@@ -492,14 +506,9 @@ export class SqliteStore implements HistoryStore {
         this.#armRows([this.#stmts.pageAsc[1]!, this.#stmts.pageAsc[2]!], user, categories, after, limit, now, upto),
       broadcastUnread: async (categories, upto, now) =>
         this.#stmts.unread[0]!.get(this.#armParams(everyone, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number,
-      audienceUnread: async (user, categories, upto, now) => {
-        const bound = this.#armParams(user, categories, upto, now, { cap: UNREAD_COUNT_CAP })
-        return Math.min(UNREAD_COUNT_CAP, (this.#stmts.unread[1]!.get(bound) as number) + (this.#stmts.unread[2]!.get(bound) as number))
-      },
-      nextExpiry: async (now) => {
-        this.#nextExpiry ??= this.#database.prepare('SELECT MIN(expires_ms) FROM notifications WHERE expires_ms > ?').pluck()
-        return (this.#nextExpiry.get(now) as number | null) ?? Number.POSITIVE_INFINITY
-      }
+      audienceUnread: async (user, categories, upto, now) =>
+        Math.min(UNREAD_COUNT_CAP, this.#split.audienceUnread.get(this.#armParams(user, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number),
+      nextExpiry: async (now) => (this.#split.nextExpiry.get(now) as number | null) ?? Number.POSITIVE_INFINITY
     }
   }
 
