@@ -2,6 +2,7 @@
 // liveness pings, and closing every socket with 1001 on shutdown.
 import websocket from '@fastify/websocket'
 import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError } from '../src/errors.js'
@@ -37,6 +38,29 @@ function releaseUpgrade (socket: WebSocket, request: FastifyRequest, response: S
     socket.terminate()
   })
   response.detachSocket(request.raw.socket)
+}
+
+/**
+ * Upgrade sockets corked until their session has written `connected` and its first replay page
+ * (one write for all of it and the upgrade response). A session whose store answers within the
+ * turn (SQLite) releases its socket itself; the end of the turn releases the rest, so a slow store
+ * never holds back the upgrade response itself.
+ */
+const corked = new Set<Socket>()
+
+function releaseCorked (): void {
+  for (const socket of corked) socket.uncork()
+  corked.clear()
+}
+
+function cork (socket: Socket): void {
+  if (corked.size === 0) setImmediate(releaseCorked)
+  corked.add(socket)
+  socket.cork()
+}
+
+function uncork (socket: Socket): void {
+  if (corked.delete(socket)) socket.uncork()
 }
 
 export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
@@ -119,7 +143,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       state.muted = await manager.store.getMuted(state.token.user.id)
       // Accepted: the upgrade response is held with `connected` and the replay, to leave in one write
       // (the session releases it; a refused handshake's socket.end() writes it out anyway).
-      if (request.ws) request.raw.socket.cork()
+      if (request.ws) cork(request.raw.socket)
     }
   }, (socket, request) => {
     const { token, subscriptions, muted, response } = verified.get(request)!
@@ -139,7 +163,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
       log: app.log,
       reqId: request.id,
-      release: () => { rawSocket.uncork() }
+      release: () => { uncork(rawSocket) }
     })
     live.set(socket, session)
     releaseUpgrade(socket, request, response!, app.log, session.id)
