@@ -25,8 +25,9 @@ interface SharedRow {
 interface PageEntry { rows: SharedRow[], until: number }
 interface CountEntry { count: number, until: number }
 
-/** Entries kept between two writes; past this the cache starts over (many distinct cursors: nothing is shared anyway). */
+/** Entries, and rows in page entries, kept between two writes; past either the cache starts over (many distinct cursors: little is shared anyway). */
 const MAX_ENTRIES = 1000
+const MAX_ROWS = 5000
 
 export class SharedReads {
   readonly #split: SplitReads
@@ -34,6 +35,8 @@ export class SharedReads {
   #writes = -1
   readonly #pages = new Map<string, PageEntry>()
   readonly #counts = new Map<string, CountEntry>()
+  /** Rows held by #pages. */
+  #rows = 0
 
   constructor (split: SplitReads) {
     this.#split = split
@@ -79,8 +82,7 @@ export class SharedReads {
   /** The entry for `key` if it was read at the current write count and nothing in it has expired. */
   #current<E extends { until: number }> (map: Map<string, E>, key: string, writes: number, now: number): E | undefined {
     if (writes !== this.#writes) {
-      this.#pages.clear()
-      this.#counts.clear()
+      this.#clear()
       this.#writes = writes
       return undefined
     }
@@ -89,10 +91,18 @@ export class SharedReads {
   }
 
   /** Keeps an entry read at `writes`, unless a write came in while it was read (it is still this reader's answer). */
-  #keep<E> (map: Map<string, E>, key: string, entry: E, writes: number): void {
+  #keep<E extends PageEntry | CountEntry> (map: Map<string, E>, key: string, entry: E, writes: number): void {
     if (writes !== this.#split.writes || writes !== this.#writes) return
-    if (map.size >= MAX_ENTRIES) map.clear()
+    const rows = 'rows' in entry ? entry.rows.length : 0
+    if (map.size >= MAX_ENTRIES || this.#rows + rows > MAX_ROWS) this.#clear()
+    this.#rows += rows
     map.set(key, entry)
+  }
+
+  #clear (): void {
+    this.#pages.clear()
+    this.#counts.clear()
+    this.#rows = 0
   }
 }
 
