@@ -33,12 +33,16 @@ export function bearerToken (request: FastifyRequest): string | undefined {
  */
 export class ApiKeys {
   readonly #digests: ReadonlySet<string>
+  /** Whether some key has the shape of a JWT: else a JWT-shaped token needs no digest to be told apart. */
+  readonly #jwtShaped: boolean
 
   constructor (keys: readonly string[]) {
     this.#digests = new Set(keys.map(sha256))
+    this.#jwtShaped = keys.some(k => JWT_SHAPE.test(k))
   }
 
   has (token: string): boolean {
+    if (!this.#jwtShaped && JWT_SHAPE.test(token)) return false
     return this.#digests.has(sha256(token))
   }
 

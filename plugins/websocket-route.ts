@@ -2,6 +2,7 @@
 // liveness pings, and closing every socket with 1001 on shutdown.
 import websocket from '@fastify/websocket'
 import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import { CloseCode, UnavailableError } from '../src/errors.js'
@@ -32,6 +33,29 @@ function releaseUpgrade (socket: WebSocket, request: FastifyRequest, response: S
   socket.removeAllListeners('error')
   socket.on('error', onError)
   response.detachSocket(request.raw.socket)
+}
+
+/**
+ * Upgrade sockets corked until their session has written `connected` and its first replay page
+ * (one write for all of it and the upgrade response). A session whose store answers within the
+ * turn (SQLite) releases its socket itself; the end of the turn releases the rest, so a slow store
+ * never holds back the upgrade response itself.
+ */
+const corked = new Set<Socket>()
+
+function releaseCorked (): void {
+  for (const socket of corked) socket.uncork()
+  corked.clear()
+}
+
+function cork (socket: Socket): void {
+  if (corked.size === 0) setImmediate(releaseCorked)
+  corked.add(socket)
+  socket.cork()
+}
+
+function uncork (socket: Socket): void {
+  if (corked.delete(socket)) socket.uncork()
 }
 
 export async function websocketRoute (app: FastifyInstance, opts: WebsocketRouteOptions): Promise<void> {
@@ -130,13 +154,17 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       manager.assertCanConnect(state.token.user)
       // Muted categories are left out even when categories= names them.
       state.muted = await manager.store.getMuted(state.token.user.id)
+      // Accepted: the upgrade response is held with `connected` and the replay, to leave in one write
+      // (the session releases it; a refused handshake's socket.end() writes it out anyway).
+      if (request.ws) cork(request.raw.socket)
     }
   }, (socket, request) => {
     const { token, subscriptions, muted, response } = verified.get(request)!
     const q = request.query
+    const rawSocket = request.raw.socket
     const session = new Session({
       manager,
-      socket: new WsTransport(socket, request.raw.socket),
+      socket: new WsTransport(socket, rawSocket),
       user: token.user,
       ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
       ...(token.issuedAt !== undefined ? { issuedAt: token.issuedAt } : {}),
@@ -147,7 +175,8 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
       ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
       ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
       log: app.log,
-      reqId: request.id
+      reqId: request.id,
+      release: () => { uncork(rawSocket) }
     })
     live.set(socket, session)
     releaseUpgrade(socket, request, response!, onError)

@@ -24,6 +24,7 @@ import { DEFAULT_LOCKED_CATEGORIES, checkMuted } from './preferences.js'
 import { LocalPresence, type ClusterSizes, type Presence, type PresenceEntry } from './presence/presence.js'
 import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
+import { SharedReads, type ReplayItem } from './shared-reads.js'
 import {
   MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
 } from './schemas.js'
@@ -169,6 +170,8 @@ export class NotificationManager implements NotificationService {
   readonly #reports = new Map<string, MigrationReportProvider>()
   readonly #internals = new Map<string, InternalsProvider>()
   readonly #drains = new Map<string, Drain>()
+  /** Replay pages and unread counts that many connecting clients share, when the store can split its reads. */
+  readonly #shared: SharedReads | undefined
   #published = 0
   #duplicates = 0
   #delivered = 0
@@ -188,6 +191,7 @@ export class NotificationManager implements NotificationService {
     this.lockedCategories = [...new Set(opts.lockedCategories ?? DEFAULT_LOCKED_CATEGORIES)]
     this.#locked = new Set(this.lockedCategories)
     this.#maxTokenAgeMs = opts.maxTokenAgeMs ?? DEFAULT_MAX_TOKEN_AGE_SECONDS * 1000
+    this.#shared = opts.store.split !== undefined ? new SharedReads(opts.store.split) : undefined
   }
 
   async start (): Promise<void> {
@@ -438,14 +442,19 @@ export class NotificationManager implements NotificationService {
     return { notifications: rows.slice(0, limit), hasMore: rows.length > limit }
   }
 
-  /** Entitled notifications after `after`, oldest first, in the given categories (resume). */
-  async replayPage (user: User, categories: readonly string[], after: number, limit: number): Promise<ClientNotification[]> {
-    return this.store.query({ user, categories, after, order: 'asc', limit, now: Date.now() })
+  /** Entitled notifications after `after`, oldest first, in the given categories, as frames (resume). */
+  async replayPage (user: User, categories: readonly string[], after: number, limit: number): Promise<ReplayItem[]> {
+    const now = Date.now()
+    const items = await this.#shared?.page(user, categories, after, limit, now)
+    if (items !== undefined) return items
+    const rows = await this.store.query({ user, categories, after, order: 'asc', limit, now })
+    return rows.map(n => ({ seq: n.seq, frame: { text: notificationFrame(n) } }))
   }
 
-  async resumeStatus (since: number, epoch?: string): Promise<ResumeStatus> {
-    // Read first: a shared store (Redis) refreshes its epoch with the last seq.
-    const [last, pruned] = await Promise.all([this.store.lastSeq(), this.store.prunedThrough()])
+  /** `lastSeq`: the store's, when the caller has just read it (a connecting session has). */
+  async resumeStatus (since: number, epoch?: string, lastSeq?: number): Promise<ResumeStatus> {
+    // The epoch is compared after the last seq is read: a shared store (Redis) refreshes it with that read.
+    const [last, pruned] = await Promise.all([lastSeq ?? this.store.lastSeq(), this.store.prunedThrough()])
     if (epoch !== undefined && epoch !== this.store.epoch) return { complete: false, replay: false }
     if (since > last) return { complete: false, replay: false }
     return { complete: since >= pruned, replay: true }
@@ -456,8 +465,11 @@ export class NotificationManager implements NotificationService {
     const leftOut = new Set(muted ?? await this.store.getMuted(user.id))
     const categories = this.policy.visibleTo(user.role).filter(c => !leftOut.has(c))
     if (categories.length === 0) return 0
+    const now = Date.now()
+    const shared = await this.#shared?.unread(user, categories, now)
+    if (shared !== undefined) return shared
     // The stores cap the count themselves; the min holds the documented cap for a custom store too.
-    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, categories, Date.now()))
+    return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, categories, now))
   }
 
   /** Marks `ids`, or everything (`all: true`), read: exactly one of the two. Resolves with the unread count (muted categories left out). */

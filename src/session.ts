@@ -7,13 +7,14 @@ import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownC
 import { events } from './events.js'
 import { expiryTimersOf, type Expiring } from './expiry-timers.js'
 import type { Logger } from './logger.js'
-import { REVOKED_REASON, type NotificationManager } from './manager.js'
+import { REVOKED_REASON, type NotificationManager, type ResumeStatus } from './manager.js'
 import { effectiveSubscriptions } from './preferences.js'
 import {
-  checkClientFrame, connectedFrame, errorFrame, notificationFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame,
+  checkClientFrame, connectedFrame, errorFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame,
   type ParsedFrame, type SharedFrame
 } from './protocol.js'
 import type { Connection } from './registry.js'
+import type { ReplayItem } from './shared-reads.js'
 import type { ClientFrame, User } from './schemas.js'
 import { TokenBucket } from './token-bucket.js'
 import { TokenError, type TokenVerifier } from './tokens.js'
@@ -58,6 +59,11 @@ export interface SessionOptions {
   clock?: Clock
   /** The door the client came through, for the stats: 'ws' (default) or 'socketio'. */
   transport?: string
+  /**
+   * Lets out what the door held back since before the upgrade (the upgrade response), called once
+   * `connected` and the first replay page are written: all of it leaves in one write.
+   */
+  release?: () => void
 }
 
 const REPLAY_PAGE = 500
@@ -150,10 +156,10 @@ export class Session implements Connection, Expiring {
   #resolveStarted: (() => void) | undefined
 
   /** What only start() needs; let go once it is done, so an open connection does not keep its options. */
-  #start: Pick<SessionOptions, 'since' | 'epoch' | 'reqId' | 'issuedAt'> | undefined
+  #start: Pick<SessionOptions, 'since' | 'epoch' | 'reqId' | 'issuedAt' | 'release'> | undefined
 
   constructor (opts: SessionOptions) {
-    this.#start = { since: opts.since, epoch: opts.epoch, reqId: opts.reqId, issuedAt: opts.issuedAt }
+    this.#start = { since: opts.since, epoch: opts.epoch, reqId: opts.reqId, issuedAt: opts.issuedAt, release: opts.release }
     this.#manager = opts.manager
     this.#socket = opts.socket
     this.user = opts.user
@@ -238,6 +244,11 @@ export class Session implements Connection, Expiring {
         unread = await manager.unread(this.user, muted)
         if (this.#closed) return
       }
+      const { since, epoch, reqId } = this.#start ?? {}
+      // A resume reads where it stands and its first page before writing anything, so that
+      // `connected`, the page and `replayed` are written in one synchronous run (one write).
+      const resume = since === undefined ? undefined : await this.#firstPage(since, epoch, lastSeq)
+      if (this.#closed) return
       this.#announced = true
       this.#write(connectedFrame({
         sessionId: this.id,
@@ -251,8 +262,7 @@ export class Session implements Connection, Expiring {
       // Live delivery starts after lastSeq: anything older is history, not news, for a client that
       // does not resume (and the client SDK takes lastSeq as its cursor).
       this.#lastSent = lastSeq
-      const { since, epoch, reqId } = this.#start ?? {}
-      if (since !== undefined) await this.#replay(since, epoch)
+      if (resume !== undefined) await this.#replay(since!, resume)
       if (this.#closed) return
       const pending = this.#pending ?? []
       this.#pending = undefined
@@ -265,33 +275,51 @@ export class Session implements Connection, Expiring {
       this.#log.error({ ...this.#ids(), err }, 'connection start failed')
       this.close(CloseCode.internal, 'internal error')
     } finally {
+      this.#release()
       this.#start = undefined
       this.#resolveStarted?.()
       this.#resolveStarted = undefined
     }
   }
 
-  async #replay (since: number, epoch: string | undefined): Promise<void> {
-    const status = await this.#manager.resumeStatus(since, epoch)
+  /** What the door held back is let out once (see SessionOptions.release). */
+  #release (): void {
+    const release = this.#start?.release
+    if (release === undefined) return
+    this.#start!.release = undefined
+    release()
+  }
+
+  /** Whether the cursor can be replayed, and the first page of what follows it. */
+  async #firstPage (since: number, epoch: string | undefined, lastSeq: number): Promise<{ status: ResumeStatus, categories: string[], page: ReplayItem[] }> {
+    const status = await this.#manager.resumeStatus(since, epoch, lastSeq)
+    const categories = [...this.subscriptions]
+    const page = status.replay && categories.length > 0 ? await this.#manager.replayPage(this.user, categories, since, REPLAY_PAGE) : []
+    return { status, categories, page }
+  }
+
+  async #replay (since: number, first: { status: ResumeStatus, categories: string[], page: ReplayItem[] }): Promise<void> {
+    const { status, categories } = first
+    let page = first.page
     let count = 0
     if (status.replay) {
       // Within this log: everything after the client's cursor, replayed or live, is sent once.
       this.#lastSent = since
-      const categories = [...this.subscriptions]
       let after = since
       for (;;) {
-        const page = categories.length === 0 ? [] : await this.#manager.replayPage(this.user, categories, after, REPLAY_PAGE)
-        if (this.#closed) return
         // One synchronous run: a transport that holds a turn's frames (ws-transport) writes the page at once.
-        for (const n of page) {
-          this.#write(notificationFrame(n))
-          this.#lastSent = n.seq
-          after = n.seq
+        for (const item of page) {
+          this.#write(item.frame)
+          this.#lastSent = item.seq
+          after = item.seq
           count++
         }
         if (page.length < REPLAY_PAGE) break
         // A long replay waits for the socket to drain rather than tripping the slow-consumer limit.
+        this.#release()
         if (!await this.#drained()) return
+        page = await this.#manager.replayPage(this.user, categories, after, REPLAY_PAGE)
+        if (this.#closed) return
       }
     }
     this.#write(replayedFrame(count, status.complete))

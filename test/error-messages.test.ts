@@ -78,6 +78,16 @@ t.test('a valid API key on a user route is 403: a key is not a user', async t =>
   t.match(ws.body, { code: 'UN_FORBIDDEN', message: /API key is not a user/ })
 })
 
+t.test('an API key shaped like a JWT is still told apart from one (its digest is checked when a key could be a JWT)', async t => {
+  const jwtShapedKey = 'aaaa.bbbb.cccc'
+  const h = await build(t, { apiKeys: [jwtShapedKey] })
+  const history = errorOf(t, await h.app.inject({ method: 'GET', url: '/api/notifications', headers: bearer(jwtShapedKey) }), 403, 'UN_FORBIDDEN')
+  t.match(history, /API key is not a user/)
+  const invalid = errorOf(t, await h.app.inject({ method: 'GET', url: '/api/notifications', headers: bearer('aaaa.bbbb.dddd') }), 401, 'UN_INVALID_TOKEN')
+  t.match(invalid, /signature or format/, 'another JWT-shaped token is checked as a JWT')
+  t.equal((await post(h, '/api/notifications', { category: 'system', title: 'x' }, bearer(jwtShapedKey))).statusCode, 202, 'and publishes')
+})
+
 t.test('stats and migration refusals do not talk about publishing', async t => {
   const h = await build(t)
   const user = bearer(await h.token('bob'))

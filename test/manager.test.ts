@@ -385,9 +385,10 @@ t.test('replayPage returns entitled notifications after the cursor, oldest first
   await manager.publish({ category: 'system', title: 'b', audience: { users: ['bob'] } })
   await manager.publish({ category: 'dashboard', title: 'c' })
   await manager.publish({ category: 'system', title: 'd' })
-  t.same((await manager.replayPage(alice, ['system', 'dashboard'], 0, 10)).map(n => n.title), ['a', 'c', 'd'])
-  t.same((await manager.replayPage(alice, ['system'], 1, 10)).map(n => n.title), ['d'])
-  t.same((await manager.replayPage(alice, ['system', 'dashboard'], 0, 2)).map(n => n.title), ['a', 'c'])
+  const titles = (items: Array<{ frame: { text: string } }>) => items.map(i => JSON.parse(i.frame.text).notification.title)
+  t.same(titles(await manager.replayPage(alice, ['system', 'dashboard'], 0, 10)), ['a', 'c', 'd'])
+  t.same(titles(await manager.replayPage(alice, ['system'], 1, 10)), ['d'])
+  t.same(titles(await manager.replayPage(alice, ['system', 'dashboard'], 0, 2)), ['a', 'c'])
 })
 
 t.test('unread and markRead', async t => {

@@ -84,6 +84,8 @@ export interface HistoryStore {
   /** Throws when the backend cannot answer (health check). */
   ping (): Promise<void>
   close (): Promise<void>
+  /** Present when the store can split its reads for a shared cache (SplitReads). */
+  readonly split?: SplitReads
 }
 
 /** Whether the audience admits this user, for the stores that filter in JS (live delivery uses the registry's indexes). */
@@ -120,4 +122,29 @@ export function toClient (n: StoredNotification, read: boolean): ClientNotificat
   if (n.expiresAt !== undefined) c.expiresAt = n.expiresAt
   if (n.collapseKey !== undefined) c.collapseKey = n.collapseKey
   return c
+}
+
+/**
+ * Optional: a store's reads split into the part every reader of the same
+ * categories shares (rows without an audience) and the reader's own part, so
+ * that many readers (a reconnect storm) share one read of the first
+ * (src/shared-reads.ts). For readers without read marks above their read_upto
+ * (most: mark-all-read clears them); a reader with marks takes query() and
+ * unreadCount().
+ */
+export interface SplitReads {
+  /** Changes with every write that can change what a query returns (append, collapse, retention): equal, the shared results are too. */
+  readonly writes: number
+  /** The reader's read_upto, and whether it has read marks above it. */
+  reader (userId: string): Promise<{ upto: number, marks: boolean }>
+  /** query() of rows without an audience only, ascending after `after`, read flags false. */
+  broadcastPage (categories: readonly string[], after: number, limit: number, now: number): Promise<ClientNotification[]>
+  /** query() of rows whose audience names the user or its role only, ascending, for a reader without marks. */
+  audiencePage (user: User, categories: readonly string[], after: number, limit: number, now: number, upto: number): Promise<ClientNotification[]>
+  /** unreadCount() of rows without an audience above `upto` (capped). */
+  broadcastUnread (categories: readonly string[], upto: number, now: number): Promise<number>
+  /** unreadCount() of the rows naming the user or its role above `upto` (capped), for a reader without marks. */
+  audienceUnread (user: User, categories: readonly string[], upto: number, now: number): Promise<number>
+  /** The earliest expiry (epoch ms) after `now` of any row, Infinity when none: a shared count stays true until then. */
+  nextExpiry (now: number): Promise<number>
 }

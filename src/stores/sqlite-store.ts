@@ -7,7 +7,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
 // Schema 2: entitlement by index instead of json_each on every row.
 // A notification with an audience has one row here per named user (kind 0) and
@@ -203,6 +203,7 @@ CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTE
 ` + AUDIENCE_SCHEMA + RETENTION_SCHEMA
 
 interface Row { seq: number, body: string, is_read: number }
+interface SplitStatements { reader: Database.Statement, audienceUnread: Database.Statement, nextExpiry: Database.Statement }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
 interface AppendJob { items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }
 
@@ -217,6 +218,8 @@ export class SqliteStore implements HistoryStore {
   /** Shared arms by (arm, role, categories); emptied by every write of this store and of any other connection. */
   readonly #shared = new Map<string, SharedArm>()
   #dataVersion = -1
+  /** Bumped after every write to the rows (commit, retention, another connection's commit): SplitReads.writes. */
+  #writes = 0
 
   constructor (path: string, retention: Partial<Retention> = {}) {
     this.#path = path
@@ -389,6 +392,8 @@ export class SqliteStore implements HistoryStore {
   #commit (jobs: AppendJob[]): void {
     // Synchronous from here to the end: no read runs between this and the writes below.
     this.#shared.clear()
+    // Before any caller is resumed: whatever it does next sees the new count.
+    this.#writes++
     if (!this.#db) {
       for (const job of jobs) job.reject(new Error('SqliteStore closed before the append was written'))
       return
@@ -524,15 +529,19 @@ export class SqliteStore implements HistoryStore {
     return Math.min(count, UNREAD_COUNT_CAP)
   }
 
+  /** Another connection (a second process on this file) may have written: its commits change data_version. */
+  #noteOtherWriters (): void {
+    const version = this.#stmts.dataVersion.get() as number
+    if (version === this.#dataVersion) return
+    this.#dataVersion = version
+    this.#shared.clear()
+    this.#writes++
+  }
+
   /** The broadcast arm, or the arm of the user's role, from the cache; when it is absent or stale, read again if `fill`. */
   #sharedArm (kind: 'broadcast' | 'role', params: { role: string, categories: string, now: number }, fill: boolean): SharedArm | undefined {
     const s = this.#stmts
-    // Another connection (a second process on this file) may have written: its commits change data_version.
-    const version = s.dataVersion.get() as number
-    if (version !== this.#dataVersion) {
-      this.#dataVersion = version
-      this.#shared.clear()
-    }
+    this.#noteOtherWriters()
     const { role, categories, now } = params
     const key = kind === 'broadcast' ? `b ${categories}` : `r ${role} ${categories}`
     const cached = this.#shared.get(key)
@@ -625,6 +634,75 @@ export class SqliteStore implements HistoryStore {
   async prune (now: number): Promise<void> {
     this.#shared.clear()
     this.#database.transaction(() => this.#pruneRows(now))()
+    this.#writes++
+  }
+
+  // ---- split reads (SplitReads): the arms of query() and unreadCount() one at a time ----
+
+  /** Prepared on first use: only a manager that shares reads asks these. */
+  #splitStmts: SplitStatements | undefined
+
+  get #split (): SplitStatements {
+    this.#splitStmts ??= {
+      // Both of a reader's read state in one statement.
+      reader: this.#database.prepare(`SELECT (SELECT seq FROM read_upto WHERE user_id = @userId) AS upto,
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`),
+      // The user and role arms of the unread count, each planned on its own, in one statement.
+      audienceUnread: this.#database.prepare(`SELECT (SELECT COUNT(*) FROM (${ARMS.userRow} LIMIT +@cap)) +
+        (SELECT COUNT(*) FROM (${ARMS.user} LIMIT +@cap)) + (SELECT COUNT(*) FROM (${ARMS.role} LIMIT +@cap))`).pluck(),
+      nextExpiry: this.#database.prepare('SELECT MIN(expires_ms) FROM notifications WHERE expires_ms > ?').pluck()
+    }
+    return this.#splitStmts
+  }
+
+  readonly split: SplitReads = this.#makeSplit()
+
+  #makeSplit (): SplitReads {
+    const store = this
+    const everyone: User = { id: '', role: '' }
+    return {
+      get writes () {
+        store.#noteOtherWriters()
+        return store.#writes
+      },
+      reader: async (userId) => {
+        const row = this.#split.reader.get({ userId }) as { upto: number | null, marks: number }
+        return { upto: row.upto ?? 0, marks: row.marks === 1 }
+      },
+      // The broadcast arm reads neither the user nor its role; upto -1: every row unread.
+      broadcastPage: async (categories, after, limit, now) =>
+        this.#armRows([this.#stmts.pageAsc[0]!], everyone, categories, after, limit, now, -1),
+      audiencePage: async (user, categories, after, limit, now, upto) =>
+        this.#armRows(this.#stmts.pageAsc.slice(1), user, categories, after, limit, now, upto),
+      broadcastUnread: async (categories, upto, now) =>
+        this.#stmts.unread[0]!.get(this.#armParams(everyone, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number,
+      audienceUnread: async (user, categories, upto, now) =>
+        Math.min(UNREAD_COUNT_CAP, this.#split.audienceUnread.get(this.#armParams(user, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number),
+      nextExpiry: async (now) => (this.#split.nextExpiry.get(now) as number | null) ?? Number.POSITIVE_INFINITY
+    }
+  }
+
+  /** The parameters of one arm for a reader without marks: rows above `after`, any read state. */
+  #armParams (user: User, categories: readonly string[], after: number, now: number, extra: Record<string, number>) {
+    return {
+      userId: user.id, role: user.role, categories: JSON.stringify(categories), now, upto: 0,
+      after, before: Number.MAX_SAFE_INTEGER, unreadOnly: 0, ...extra
+    }
+  }
+
+  #armRows (arms: Database.Statement[], user: User, categories: readonly string[], after: number, limit: number, now: number, upto: number): ClientNotification[] {
+    const bound = this.#armParams(user, categories, after, now, { limit })
+    const seqs = arms.flatMap(stmt => stmt.all(bound) as number[])
+    if (seqs.length === 0) return []
+    seqs.sort((a, b) => a - b)
+    const rows = this.#stmts.rowsWithoutMarks.all({ userId: user.id, upto, seqs: JSON.stringify(seqs.slice(0, limit)) }) as Row[]
+    rows.sort((a, b) => a.seq - b.seq)
+    return rows.map(r => {
+      const n = JSON.parse(r.body) as ClientNotification
+      n.seq = r.seq
+      n.read = r.is_read === 1
+      return n
+    })
   }
 
   async close (): Promise<void> {

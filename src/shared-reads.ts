@@ -1,0 +1,139 @@
+// What many readers ask at once (a reconnect storm: thousands of clients
+// resuming from the same cursor), read once: the rows without an audience, as
+// frames serialised once, and their unread count, kept until the next write to
+// the log. Each reader still reads its own part (its read position, rows that
+// name it or its role). Needs a store that splits its reads (SplitReads);
+// readers with read marks, and other stores, take the ordinary query.
+import { notificationFrame, type SharedFrame } from './protocol.js'
+import type { ClientNotification, User } from './schemas.js'
+import { UNREAD_COUNT_CAP, type SplitReads } from './stores/history-store.js'
+
+/** One replayed notification: its seq and its frame (shared by every reader for rows without an audience). */
+export interface ReplayItem {
+  seq: number
+  frame: SharedFrame
+}
+
+/** A row every reader of its category gets, with its frame for a reader who has not read it and (made on demand) one who has. */
+interface SharedRow {
+  seq: number
+  notification: ClientNotification
+  unread: SharedFrame
+  read?: SharedFrame
+}
+
+interface PageEntry { rows: SharedRow[], until: number }
+interface CountEntry { count: number, until: number }
+
+/** Entries, and rows in page entries, kept between two writes; past either the cache starts over (many distinct cursors: little is shared anyway). */
+const MAX_ENTRIES = 1000
+const MAX_ROWS = 5000
+
+export class SharedReads {
+  readonly #split: SplitReads
+  /** The store's write count the entries were read at. */
+  #writes = -1
+  readonly #pages = new Map<string, PageEntry>()
+  readonly #counts = new Map<string, CountEntry>()
+  /** Rows held by #pages. */
+  #rows = 0
+
+  constructor (split: SplitReads) {
+    this.#split = split
+  }
+
+  /** Entitled rows after `after`, ascending, as frames; undefined when this reader needs the ordinary query. */
+  async page (user: User, categories: readonly string[], after: number, limit: number, now: number): Promise<ReplayItem[] | undefined> {
+    const split = this.#split
+    const reader = await split.reader(user.id)
+    if (reader.marks) return undefined
+    const key = `${categoryKey(categories)}|${after}|${limit}`
+    const writes = split.writes
+    let entry = this.#current(this.#pages, key, writes, now)
+    if (entry === undefined) {
+      const rows = (await split.broadcastPage(categories, after, limit, now)).map(shared)
+      // Valid until its first row expires (the store leaves expired rows out; a page must not shrink unseen).
+      let until = Number.POSITIVE_INFINITY
+      for (const r of rows) if (r.notification.expiresAt !== undefined) until = Math.min(until, Date.parse(r.notification.expiresAt))
+      entry = { rows, until }
+      this.#keep(this.#pages, key, entry, writes)
+    }
+    const own = await split.audiencePage(user, categories, after, limit, now, reader.upto)
+    return merge(entry.rows, own, reader.upto, limit)
+  }
+
+  /** Unread entitled rows in `categories` (capped); undefined when this reader needs the ordinary count. */
+  async unread (user: User, categories: readonly string[], now: number): Promise<number | undefined> {
+    const split = this.#split
+    const reader = await split.reader(user.id)
+    if (reader.marks) return undefined
+    const key = `${categoryKey(categories)}|${reader.upto}`
+    const writes = split.writes
+    let entry = this.#current(this.#counts, key, writes, now)
+    if (entry === undefined) {
+      // The count holds until a row expires: the earliest expiry is read with it.
+      const [count, until] = await Promise.all([split.broadcastUnread(categories, reader.upto, now), split.nextExpiry(now)])
+      entry = { count, until }
+      this.#keep(this.#counts, key, entry, writes)
+    }
+    return Math.min(UNREAD_COUNT_CAP, entry.count + await split.audienceUnread(user, categories, reader.upto, now))
+  }
+
+  /** The entry for `key` if it was read at the current write count and nothing in it has expired. */
+  #current<E extends { until: number }> (map: Map<string, E>, key: string, writes: number, now: number): E | undefined {
+    if (writes !== this.#writes) {
+      this.#clear()
+      this.#writes = writes
+      return undefined
+    }
+    const entry = map.get(key)
+    return entry !== undefined && now < entry.until ? entry : undefined
+  }
+
+  /** Keeps an entry read at `writes`, unless a write came in while it was read (it is still this reader's answer). */
+  #keep<E extends PageEntry | CountEntry> (map: Map<string, E>, key: string, entry: E, writes: number): void {
+    if (writes !== this.#split.writes || writes !== this.#writes) return
+    const rows = 'rows' in entry ? entry.rows.length : 0
+    if (map.size >= MAX_ENTRIES || this.#rows + rows > MAX_ROWS) this.#clear()
+    this.#rows += rows
+    map.set(key, entry)
+  }
+
+  #clear (): void {
+    this.#pages.clear()
+    this.#counts.clear()
+    this.#rows = 0
+  }
+}
+
+function categoryKey (categories: readonly string[]): string {
+  return [...categories].sort().join(',')
+}
+
+function shared (n: ClientNotification): SharedRow {
+  return { seq: n.seq, notification: n, unread: { text: notificationFrame(n) } }
+}
+
+/** The frame of a shared row for a reader whose read position is `upto`. */
+function frameFor (row: SharedRow, upto: number): SharedFrame {
+  if (row.seq > upto) return row.unread
+  row.read ??= { text: notificationFrame({ ...row.notification, read: true }) }
+  return row.read
+}
+
+/** Both lists ascending and disjoint (a row has an audience or not): the first `limit` of their union. */
+function merge (rows: readonly SharedRow[], own: readonly ClientNotification[], upto: number, limit: number): ReplayItem[] {
+  const out: ReplayItem[] = []
+  let i = 0
+  let j = 0
+  while (out.length < limit && (i < rows.length || j < own.length)) {
+    if (j >= own.length || (i < rows.length && rows[i]!.seq < own[j]!.seq)) {
+      const row = rows[i++]!
+      out.push({ seq: row.seq, frame: frameFor(row, upto) })
+    } else {
+      const n = own[j++]!
+      out.push({ seq: n.seq, frame: { text: notificationFrame(n) } })
+    }
+  }
+  return out
+}
