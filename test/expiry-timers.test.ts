@@ -1,34 +1,7 @@
 // The shared expiry timers: one clock timer for every deadline, exact to the ms, re-armed past setTimeout's ceiling.
 import t from 'tap'
-import type { Clock } from '../src/clock.js'
+import { HandClock } from './hand-clock.js'
 import { ExpiryTimers, expiryTimersOf } from '../src/expiry-timers.js'
-
-/** A clock that moves only when told to; counts its live timers. */
-class HandClock implements Clock {
-  #now = 0
-  #next = 0
-  readonly #timers = new Map<number, { at: number, fn: () => void }>()
-  now (): number { return this.#now }
-  setTimeout (fn: () => void, ms: number): number {
-    this.#timers.set(++this.#next, { at: this.#now + ms, fn })
-    return this.#next
-  }
-
-  clearTimeout (timer: unknown): void { this.#timers.delete(timer as number) }
-  get timers (): number { return this.#timers.size }
-  advance (ms: number): void {
-    const end = this.#now + ms
-    for (;;) {
-      let due: [number, { at: number, fn: () => void }] | undefined
-      for (const entry of this.#timers) if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry
-      if (due === undefined) break
-      this.#timers.delete(due[0])
-      this.#now = due[1].at
-      due[1].fn()
-    }
-    this.#now = end
-  }
-}
 
 function recorder (clock: HandClock, log: Array<[string, number]>, name: string) {
   return { onExpiry: () => { log.push([name, clock.now()]) } }

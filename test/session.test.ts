@@ -3,7 +3,7 @@
 // real-socket tests (ws-protocol, limits, liveness) keep ordering and resume.
 import t, { type Test } from 'tap'
 import { pino } from 'pino'
-import type { Clock } from '../src/clock.js'
+import { HandClock } from './hand-clock.js'
 import { LocalBroker } from '../src/brokers/local-broker.js'
 import type { Limits } from '../src/limits.js'
 import { NotificationManager } from '../src/manager.js'
@@ -12,36 +12,6 @@ import { MemoryStore } from '../src/stores/memory-store.js'
 import type { TokenVerifier } from '../src/tokens.js'
 
 const START = Date.parse('2026-01-01T00:00:00Z')
-
-/** A clock that moves only when told to, firing due timers in order. */
-class HandClock implements Clock {
-  #now = START
-  #next = 0
-  readonly #timers = new Map<number, { at: number, fn: () => void }>()
-
-  now (): number { return this.#now }
-  setTimeout (fn: () => void, ms: number): number {
-    const id = ++this.#next
-    this.#timers.set(id, { at: this.#now + ms, fn })
-    return id
-  }
-
-  clearTimeout (timer: unknown): void { this.#timers.delete(timer as number) }
-  get timers (): number { return this.#timers.size }
-
-  advance (ms: number): void {
-    const end = this.#now + ms
-    for (;;) {
-      let due: [number, { at: number, fn: () => void }] | undefined
-      for (const entry of this.#timers) if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry
-      if (due === undefined) break
-      this.#timers.delete(due[0])
-      this.#now = due[1].at
-      due[1].fn()
-    }
-    this.#now = end
-  }
-}
 
 type Frame = Record<string, any> & { type: string }
 
@@ -84,7 +54,7 @@ async function setup (t: Test, opts: { limits?: Partial<Limits>, session?: Parti
   const manager = new NotificationManager({ store: new MemoryStore(), broker: new LocalBroker(), logger: silent, ...(opts.limits ? { limits: opts.limits } : {}) })
   await manager.start()
   t.teardown(() => manager.close())
-  const clock = new HandClock()
+  const clock = new HandClock(START)
   const socket = new StandInSocket()
   const session = new Session({
     manager, socket, clock, log: silent, user: { id: 'alice', role: 'user' }, subscriptions: ['system'], ...opts.session
@@ -139,7 +109,7 @@ t.test('a token already expired at start closes at once', async t => {
   await manager.start()
   t.teardown(() => manager.close())
   const socket = new StandInSocket()
-  const session = new Session({ manager, socket, clock: new HandClock(), log: silent, user: { id: 'a', role: 'user' }, subscriptions: [], expiresAt: START })
+  const session = new Session({ manager, socket, clock: new HandClock(START), log: silent, user: { id: 'a', role: 'user' }, subscriptions: [], expiresAt: START })
   await session.start()
   t.same(socket.closes, [{ code: 4001, reason: 'token expired' }])
   t.same(socket.frames, [], 'not even connected is written')
@@ -210,7 +180,7 @@ t.test('bad frames are answered up to the per-minute budget, then the connection
 t.test('a socket whose send throws is closed 1011 by the manager; the other session still gets the notification', async t => {
   const { manager, socket: faulty, session } = await setup(t)
   const healthy = new StandInSocket()
-  const other = new Session({ manager, socket: healthy, clock: new HandClock(), log: silent, user: { id: 'bob', role: 'user' }, subscriptions: ['system'] })
+  const other = new Session({ manager, socket: healthy, clock: new HandClock(START), log: silent, user: { id: 'bob', role: 'user' }, subscriptions: ['system'] })
   await other.start()
   faulty.failSends = true
   const arrived = healthy.next()
