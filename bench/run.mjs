@@ -6,12 +6,12 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs'
 import os from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { cpuMs, hardFdLimit, killAll, now, planPinning, rssBytes, sleep, spawnWithFdLimit, stopProcess } from './lib/proc.mjs'
-import { API_KEYS, JWT_SECRET, TARGETS, tempDirs } from './lib/targets.mjs'
+import { API_KEYS, JWT_SECRET, TARGETS, oursTarget, tempDirs } from './lib/targets.mjs'
 import { capacity, chartSvg, markdownTable, summarise, summariseRest, tableRows, textTable } from './lib/report.mjs'
 import { evaluateGoals, goalRows } from './lib/goals.mjs'
 
@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     'write-docs': { type: 'boolean' },
     'dry-run': { type: 'boolean', default: false },
     profile: { type: 'string' },
+    previous: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -68,6 +69,8 @@ if (args.help) {
   --no-build            use dist/ as it is          --out=bench/results/latest.json
   --write-docs          update docs/benchmarks.md and docs/benchmarks.svg (default: full runs only)
   --dry-run             print the plan and the time estimate, run nothing
+  --previous=<dir>      add 'ours-prev': the standalone server of another checkout (built: <dir>/dist), e.g. the
+                        previous round's commit, to compare two builds side by side in one run
   --profile=<dir>       run every server with node --cpu-prof into <dir> (figures are then not comparable);
                         summarise one with: node bench/profile-summary.mjs <dir>/<file>.cpuprofile`)
   process.exit(0)
@@ -95,6 +98,7 @@ const config = {
    */
   rate100MaxN: 5000
 }
+if (args.previous) TARGETS['ours-prev'] = oursTarget(`ours, build in ${args.previous}`, 'ours', {}, resolve(args.previous))
 for (const s of config.servers) if (!TARGETS[s] || s === 'bare-fastify') throw new Error(`unknown server '${s}' (raw, raw-batch, ours, sio, fastify-ws, ours-sio)`)
 // The first is the baseline of ratiosVsRaw (as before); raw-batch, the real ceiling, is the second.
 // None (e.g. --servers=ours for a profile): medians only.
@@ -518,7 +522,7 @@ async function main () {
   const restSummary = summariseRest(rest)
   const cap = config.scenarios.includes('rate10') ? capacity(runs, config.servers, config.ns) : undefined
   const previous = JSON.parse(readFileSync(join(ROOT, 'bench/results/previous-round.json'), 'utf8'))
-  const targets = evaluateGoals({ medians: summary.medians, ns: config.ns, rest: restSummary, previous, capacity: cap })
+  const targets = evaluateGoals({ medians: summary.medians, ns: config.ns, rest: restSummary, previous, capacity: cap, cpuModel: machine.cpuModel })
   const correctness = {}
   for (const s of config.servers) {
     const mine = runs.filter(r => r.server === s)

@@ -10,7 +10,7 @@ import WebSocket from 'ws'
 
 const ROOT = resolve(import.meta.dirname, '..')
 // Plain .mjs without declarations: imported by URL, typed by what the tests use.
-interface GoalRow { id: string, n: number | null, measured: number | null, threshold: number, met: boolean | null, stretchMet?: boolean | null, note?: string }
+interface GoalRow { id: string, n: number | null, measured: number | null, threshold: number, met: boolean | null | undefined, comparable?: boolean, stretchMet?: boolean | null, note?: string }
 const goals = await import(pathToFileURL(resolve(ROOT, 'bench/lib/goals.mjs')).href) as {
   evaluateGoals: (a: object) => GoalRow[]
   goalRows: (rows: GoalRow[]) => { head: string[], rows: string[][] }
@@ -52,6 +52,28 @@ t.test('targets: each ratio against its bound, at the N where it applies', async
   t.same(table.head, ['target', 'N', 'measured', 'threshold', 'status'])
   t.same(table.rows.find(r => r[0]!.startsWith('targeted: delivered') && r[1] === '1,000'), ['targeted: delivered /s, ours / Socket.IO', '1,000', '1.30×', '>= 1.2× (stretch >= 1.5×)', 'met (stretch not)'])
   t.same(table.rows.find(r => r[1] === 'REST')?.[4], 'met')
+})
+
+t.test("targets: the previous round's bounds only on its CPU model; the previous build in the same run anywhere", async t => {
+  const medians = {
+    1000: {
+      ours: { burstCpuUs: 1.2, targetedCpuUs: 60, resumeCpuMs: 0.5 },
+      raw: { burstCpuUs: 6 },
+      'ours-prev': { burstCpuUs: 1.5, targetedCpuUs: 50, resumeCpuMs: 0.5 }
+    }
+  }
+  const previous = { source: { cpuModel: 'AMD EPYC' }, burstCpuUsOursVsRaw: { 1000: 0.131 } }
+  const elsewhere = goals.evaluateGoals({ medians, ns: [1000], previous, cpuModel: 'Intel(R) Xeon(R) Processor' })
+  const burst = elsewhere.find(r => r.id === 'burstCpu')
+  t.match(burst, { measured: 0.2, comparable: false }, 'measured, but another machine\'s bound')
+  t.equal(burst!.met, undefined, 'neither met nor not met')
+  t.match(goals.goalRows(elsewhere).rows.find(r => r[0]!.includes('ours / raw') && r[0]!.startsWith('no regression: burst'))?.[4], 'not comparable')
+  t.match(elsewhere.find(r => r.id === 'burstCpuPrev'), { measured: 0.8, met: true }, 'against the previous build: 1.2 / 1.5')
+  t.match(elsewhere.find(r => r.id === 'targetedCpuPrev'), { measured: 1.2, met: false }, 'more than 10% dearer than the previous build')
+  t.match(elsewhere.find(r => r.id === 'resumeCpuPrev'), { measured: 1, met: true })
+  const same = goals.evaluateGoals({ medians, ns: [1000], previous, cpuModel: 'AMD EPYC' })
+  t.match(same.find(r => r.id === 'burstCpu'), { measured: 0.2, met: false }, 'on the same CPU model the bound holds')
+  t.notOk(goals.evaluateGoals({ medians: { 1000: { ours: { burstCpuUs: 1 }, raw: { burstCpuUs: 6 } } }, ns: [1000] }).some(r => r.id === 'burstCpuPrev'), 'no previous build run: no row')
 })
 
 t.test('targets: a lossy run (no median) is reported as having no figure, not as met', async t => {

@@ -18,6 +18,10 @@ export const GOALS = [
   { id: 'burstCpu', label: 'no regression: burst server CPU µs per delivery, ours / raw', metric: 'burstCpuUs', against: 'raw', op: '<=', previous: 'burstCpuUsOursVsRaw', at: 'each' },
   { id: 'rate10p50', label: 'no regression: 10 /s latency p50, ours / raw', metric: 'rate10p50', against: 'raw', op: '<=', bound: 1.2, at: 1000 },
   { id: 'rate10p99', label: 'no regression: 10 /s latency p99, ours / raw', metric: 'rate10p99', against: 'raw', op: '<=', bound: 1.2, at: 1000 },
+  // With --previous: the build of another checkout in the same run, which any machine can compare (10% for noise).
+  { id: 'burstCpuPrev', label: 'no regression: burst server CPU µs per delivery, ours / previous build', metric: 'burstCpuUs', against: 'ours-prev', op: '<=', bound: 1.1, at: 'each' },
+  { id: 'targetedCpuPrev', label: 'no regression: targeted server CPU µs per delivery, ours / previous build', metric: 'targetedCpuUs', against: 'ours-prev', op: '<=', bound: 1.1, at: 'each' },
+  { id: 'resumeCpuPrev', label: 'no regression: resume storm server CPU ms per client, ours / previous build', metric: 'resumeCpuMs', against: 'ours-prev', op: '<=', bound: 1.1, at: 'each' },
   // The second round's target: the largest N with p99 < 250 ms at 10 /s (capacity()), against raw's.
   { id: 'capacity', label: 'no regression: capacity (p99 < 250 ms at 10 /s), ours / raw', against: 'raw', op: '>=', bound: 0.9, at: 'capacity' }
 ]
@@ -37,9 +41,11 @@ export function previousAt (table, n) {
  * One row per goal and N: {id, label, n, measured, threshold, op, met, stretchMet?, note?}.
  * `met` is null when the run measured the scenario but has no figure (a lossy or failed run).
  * medians: {n: {server: {metric}}}; rest: summariseRest()'s result; previous: previous-round.json;
- * capacity: capacity()'s result (server → largest N, or null).
+ * capacity: capacity()'s result (server → largest N, or null); cpuModel: this machine's.
  */
-export function evaluateGoals ({ medians, ns, rest, previous, capacity }) {
+export function evaluateGoals ({ medians, ns, rest, previous, capacity, cpuModel }) {
+  // A ratio against raw moves with the CPU model: the previous round's bounds hold only on its kind of machine.
+  const otherMachine = previous?.source?.cpuModel !== undefined && cpuModel !== undefined && previous.source.cpuModel !== cpuModel
   const rows = []
   const sorted = [...ns].sort((a, b) => a - b)
   for (const g of GOALS) {
@@ -70,8 +76,11 @@ export function evaluateGoals ({ medians, ns, rest, previous, capacity }) {
         if (p === undefined) continue
         bound = p.value
         note = p.n === n ? 'previous round at this N' : `previous round at N = ${p.n}`
+        if (otherMachine) note += ` on ${previous.source.cpuModel}: not comparable here (compare builds with --previous)`
       }
-      rows.push(row(g, n, m.ours[g.metric], m[g.against][g.metric], bound, note))
+      const r = row(g, n, m.ours[g.metric], m[g.against][g.metric], bound, note)
+      if (g.previous !== undefined && otherMachine) Object.assign(r, { met: undefined, comparable: false })
+      rows.push(r)
     }
   }
   return rows
@@ -87,7 +96,7 @@ function row (g, n, ours, ref, bound, note) {
 
 /** [head, rows] for textTable / markdownTable. */
 export function goalRows (goals) {
-  const status = (g) => g.met === null ? 'no figure (lossy or failed run)' : !g.met ? 'NOT MET' : g.stretchMet === false ? 'met (stretch not)' : g.stretchMet ? 'met, stretch met' : 'met'
+  const status = (g) => g.met === undefined ? 'not comparable' : g.met === null ? 'no figure (lossy or failed run)' : !g.met ? 'NOT MET' : g.stretchMet === false ? 'met (stretch not)' : g.stretchMet ? 'met, stretch met' : 'met'
   return {
     head: ['target', 'N', 'measured', 'threshold', 'status'],
     rows: goals.map(g => [

@@ -44,8 +44,8 @@ export const TARGETS = {
   'bare-fastify': benchServer('bare Fastify route (202)', 'bare-fastify.mjs', null)
 }
 
-/** Our standalone server from dist/, with `extraEnv` on top of the bench settings. */
-export function oursTarget (label, client, extraEnv) {
+/** Our standalone server from `root`'s dist/ (default: this checkout), with `extraEnv` on top of the bench settings. */
+export function oursTarget (label, client, extraEnv, root = ROOT) {
   return {
     label,
     client,
@@ -55,8 +55,8 @@ export function oursTarget (label, client, extraEnv) {
       const port = await freePort()
       const child = spawnServer({
         ...ctx,
-        cwd: ROOT,
-        script: join(ROOT, 'dist/server/main.js'),
+        cwd: root,
+        script: join(root, 'dist/server/main.js'),
         env: {
           PORT: String(port),
           HOST: '127.0.0.1',
