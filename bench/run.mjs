@@ -98,7 +98,10 @@ const config = {
    */
   rate100MaxN: 5000
 }
-if (args.previous) TARGETS['ours-prev'] = oursTarget(`ours, build in ${args.previous}`, 'ours', {}, resolve(args.previous))
+if (args.previous) {
+  const rev = spawnSync('git', ['-C', args.previous, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout?.trim()
+  TARGETS['ours-prev'] = oursTarget(`ours, previous build (${rev || args.previous})`, 'ours', {}, resolve(args.previous))
+}
 for (const s of config.servers) if (!TARGETS[s] || s === 'bare-fastify') throw new Error(`unknown server '${s}' (raw, raw-batch, ours, sio, fastify-ws, ours-sio)`)
 // The first is the baseline of ratiosVsRaw (as before); raw-batch, the real ceiling, is the second.
 // None (e.g. --servers=ours for a profile): medians only.
