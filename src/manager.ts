@@ -466,8 +466,6 @@ export class NotificationManager implements NotificationService {
     const categories = this.policy.visibleTo(user.role).filter(c => !leftOut.has(c))
     if (categories.length === 0) return 0
     const now = Date.now()
-    const shared = await this.#shared?.unread(user, categories, now)
-    if (shared !== undefined) return shared
     // The stores cap the count themselves; the min holds the documented cap for a custom store too.
     return Math.min(UNREAD_COUNT_CAP, await this.store.unreadCount(user, categories, now))
   }

@@ -1,12 +1,13 @@
 // What many readers ask at once (a reconnect storm: thousands of clients
-// resuming from the same cursor), read once: the rows without an audience, as
-// frames serialised once, and their unread count, kept until the next write to
-// the log. Each reader still reads its own part (its read position, rows that
-// name it or its role). Needs a store that splits its reads (SplitReads);
-// readers with read marks, and other stores, take the ordinary query.
+// resuming from the same cursor), read once: the replay page's rows without an
+// audience, as frames serialised once, kept until the next write to the log.
+// Each reader still reads its own part (its read position, rows that name it or
+// its role). Needs a store that splits its reads (SplitReads); readers with read
+// marks, and other stores, take the ordinary query. The unread count is the
+// store's own (the SQLite store keeps its shared part between writes itself).
 import { notificationFrame, type SharedFrame } from './protocol.js'
 import type { ClientNotification, User } from './schemas.js'
-import { UNREAD_COUNT_CAP, type SplitReads } from './stores/history-store.js'
+import type { SplitReads } from './stores/history-store.js'
 
 /** One replayed notification: its seq and its frame (shared by every reader for rows without an audience). */
 export interface ReplayItem {
@@ -23,7 +24,6 @@ interface SharedRow {
 }
 
 interface PageEntry { rows: SharedRow[], until: number }
-interface CountEntry { count: number, until: number }
 
 /** Entries, and rows in page entries, kept between two writes; past either the cache starts over (many distinct cursors: little is shared anyway). */
 const MAX_ENTRIES = 1000
@@ -34,7 +34,6 @@ export class SharedReads {
   /** The store's write count the entries were read at. */
   #writes = -1
   readonly #pages = new Map<string, PageEntry>()
-  readonly #counts = new Map<string, CountEntry>()
   /** Rows held by #pages. */
   #rows = 0
 
@@ -62,25 +61,8 @@ export class SharedReads {
     return merge(entry.rows, own, reader.upto, limit)
   }
 
-  /** Unread entitled rows in `categories` (capped); undefined when this reader needs the ordinary count. */
-  async unread (user: User, categories: readonly string[], now: number): Promise<number | undefined> {
-    const split = this.#split
-    const reader = await split.reader(user.id)
-    if (reader.marks) return undefined
-    const key = `${categoryKey(categories)}|${reader.upto}`
-    const writes = split.writes
-    let entry = this.#current(this.#counts, key, writes, now)
-    if (entry === undefined) {
-      // The count holds until a row expires: the earliest expiry is read with it.
-      const [count, until] = await Promise.all([split.broadcastUnread(categories, reader.upto, now), split.nextExpiry(now)])
-      entry = { count, until }
-      this.#keep(this.#counts, key, entry, writes)
-    }
-    return Math.min(UNREAD_COUNT_CAP, entry.count + await split.audienceUnread(user, categories, reader.upto, now))
-  }
-
   /** The entry for `key` if it was read at the current write count and nothing in it has expired. */
-  #current<E extends { until: number }> (map: Map<string, E>, key: string, writes: number, now: number): E | undefined {
+  #current (map: Map<string, PageEntry>, key: string, writes: number, now: number): PageEntry | undefined {
     if (writes !== this.#writes) {
       this.#clear()
       this.#writes = writes
@@ -91,9 +73,9 @@ export class SharedReads {
   }
 
   /** Keeps an entry read at `writes`, unless a write came in while it was read (it is still this reader's answer). */
-  #keep<E extends PageEntry | CountEntry> (map: Map<string, E>, key: string, entry: E, writes: number): void {
+  #keep (map: Map<string, PageEntry>, key: string, entry: PageEntry, writes: number): void {
     if (writes !== this.#split.writes || writes !== this.#writes) return
-    const rows = 'rows' in entry ? entry.rows.length : 0
+    const rows = entry.rows.length
     if (map.size >= MAX_ENTRIES || this.#rows + rows > MAX_ROWS) this.#clear()
     this.#rows += rows
     map.set(key, entry)
@@ -101,7 +83,6 @@ export class SharedReads {
 
   #clear (): void {
     this.#pages.clear()
-    this.#counts.clear()
     this.#rows = 0
   }
 }

@@ -129,8 +129,7 @@ export function toClient (n: StoredNotification, read: boolean): ClientNotificat
  * categories shares (rows without an audience) and the reader's own part, so
  * that many readers (a reconnect storm) share one read of the first
  * (src/shared-reads.ts). For readers without read marks above their read_upto
- * (most: mark-all-read clears them); a reader with marks takes query() and
- * unreadCount().
+ * (most: mark-all-read clears them); a reader with marks takes query().
  */
 export interface SplitReads {
   /** Changes with every write that can change what a query returns (append, collapse, retention): equal, the shared results are too. */
@@ -141,10 +140,4 @@ export interface SplitReads {
   broadcastPage (categories: readonly string[], after: number, limit: number, now: number): Promise<ClientNotification[]>
   /** query() of rows whose audience names the user or its role only, ascending, for a reader without marks. */
   audiencePage (user: User, categories: readonly string[], after: number, limit: number, now: number, upto: number): Promise<ClientNotification[]>
-  /** unreadCount() of rows without an audience above `upto` (capped). */
-  broadcastUnread (categories: readonly string[], upto: number, now: number): Promise<number>
-  /** unreadCount() of the rows naming the user or its role above `upto` (capped), for a reader without marks. */
-  audienceUnread (user: User, categories: readonly string[], upto: number, now: number): Promise<number>
-  /** The earliest expiry (epoch ms) after `now` of any row, Infinity when none: a shared count stays true until then. */
-  nextExpiry (now: number): Promise<number>
 }

@@ -203,7 +203,7 @@ CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTE
 ` + AUDIENCE_SCHEMA + RETENTION_SCHEMA
 
 interface Row { seq: number, body: string, is_read: number }
-interface SplitStatements { reader: Database.Statement, audienceUnread: Database.Statement, nextExpiry: Database.Statement }
+interface SplitStatements { reader: Database.Statement }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
 interface AppendJob { items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }
 
@@ -646,11 +646,7 @@ export class SqliteStore implements HistoryStore {
     this.#splitStmts ??= {
       // Both of a reader's read state in one statement.
       reader: this.#database.prepare(`SELECT (SELECT seq FROM read_upto WHERE user_id = @userId) AS upto,
-        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`),
-      // The user and role arms of the unread count, each planned on its own, in one statement.
-      audienceUnread: this.#database.prepare(`SELECT (SELECT COUNT(*) FROM (${ARMS.userRow} LIMIT +@cap)) +
-        (SELECT COUNT(*) FROM (${ARMS.user} LIMIT +@cap)) + (SELECT COUNT(*) FROM (${ARMS.role} LIMIT +@cap))`).pluck(),
-      nextExpiry: this.#database.prepare('SELECT MIN(expires_ms) FROM notifications WHERE expires_ms > ?').pluck()
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`)
     }
     return this.#splitStmts
   }
@@ -673,12 +669,7 @@ export class SqliteStore implements HistoryStore {
       broadcastPage: async (categories, after, limit, now) =>
         this.#armRows([this.#stmts.pageAsc[0]!], everyone, categories, after, limit, now, -1),
       audiencePage: async (user, categories, after, limit, now, upto) =>
-        this.#armRows(this.#stmts.pageAsc.slice(1), user, categories, after, limit, now, upto),
-      broadcastUnread: async (categories, upto, now) =>
-        this.#stmts.unread[0]!.get(this.#armParams(everyone, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number,
-      audienceUnread: async (user, categories, upto, now) =>
-        Math.min(UNREAD_COUNT_CAP, this.#split.audienceUnread.get(this.#armParams(user, categories, upto, now, { cap: UNREAD_COUNT_CAP })) as number),
-      nextExpiry: async (now) => (this.#split.nextExpiry.get(now) as number | null) ?? Number.POSITIVE_INFINITY
+        this.#armRows(this.#stmts.pageAsc.slice(1), user, categories, after, limit, now, upto)
     }
   }
 
