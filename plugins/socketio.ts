@@ -177,15 +177,6 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
   })
 
   manager.registerInternals('socketio', () => {
-    let expiryTimers = 0
-    let closeTimers = 0
-    let pendingFrames = 0
-    for (const session of live.values()) {
-      const held = session.held
-      expiryTimers += held.expiryTimers
-      closeTimers += held.closeTimers
-      pendingFrames += held.pendingFrames
-    }
-    return { sockets: live.size, starting: starting.size, expiryTimers, closeTimers, pendingFrames, engineClients: io.engine.clientsCount }
+    return { sockets: live.size, starting: starting.size, ...Session.heldBy(live.values()), engineClients: io.engine.clientsCount }
   })
 }

@@ -98,16 +98,7 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
 
   // Per-connection state of this plugin, for the leak checks and the stats route: all back to 0 when every socket is gone.
   manager.registerInternals('websocket', () => {
-    let expiryTimers = 0
-    let closeTimers = 0
-    let pendingFrames = 0
-    for (const session of live.values()) {
-      const held = session.held
-      expiryTimers += held.expiryTimers
-      closeTimers += held.closeTimers
-      pendingFrames += held.pendingFrames
-    }
-    return { sockets: live.size, starting: starting.size, expiryTimers, closeTimers, pendingFrames, wsClients: app.websocketServer.clients.size }
+    return { sockets: live.size, starting: starting.size, ...Session.heldBy(live.values()), wsClients: app.websocketServer.clients.size }
   })
 
   // The socket listeners, shared by every socket (no closures per connection): each finds its session in `live`.

@@ -69,6 +69,9 @@ export interface SessionOptions {
 const REPLAY_PAGE = 500
 /** How long a replay may wait for a full send buffer to drain before the client counts as a slow consumer. */
 const REPLAY_DRAIN_MS = 30_000
+/** Per-connection state a session holds: timers and frames waiting (all zero once its socket is gone). */
+export interface SessionHeld { expiryTimers: number, closeTimers: number, pendingFrames: number }
+
 /** Live notifications held for a connection still writing its replay. */
 const MAX_PENDING = 10_000
 /** After the server closes, how long the peer has to answer before the socket (and its unsent buffer) is dropped. */
@@ -204,8 +207,20 @@ export class Session implements Connection, Expiring {
     return this.#closed
   }
 
+  /** What `sessions` hold together, for a door's internals (the leak checks and the stats route). */
+  static heldBy (sessions: Iterable<Session>): SessionHeld {
+    const sum: SessionHeld = { expiryTimers: 0, closeTimers: 0, pendingFrames: 0 }
+    for (const session of sessions) {
+      const held = session.held
+      sum.expiryTimers += held.expiryTimers
+      sum.closeTimers += held.closeTimers
+      sum.pendingFrames += held.pendingFrames
+    }
+    return sum
+  }
+
   /** Per-connection state this session holds, for the leak checks (all zero once the socket is gone). */
-  get held (): { expiryTimers: number, closeTimers: number, pendingFrames: number } {
+  get held (): SessionHeld {
     return {
       expiryTimers: this.#expiryAt === undefined ? 0 : 1,
       closeTimers: this.#closeTimer === undefined ? 0 : 1,
