@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { cpuMs, hardFdLimit, killAll, now, planPinning, sleep, spawnWithFdLimit, stopProcess } from './lib/proc.mjs'
+import { cpuMs, hardFdLimit, killAll, now, planPinning, sleep, startLoadClient, stopProcess } from './lib/proc.mjs'
 import { benchServer, JWT_SECRET, oursTarget, tempDirs } from './lib/targets.mjs'
 import { median, textTable } from './lib/report.mjs'
 
@@ -95,31 +95,6 @@ process.on('uncaughtException', (err) => cleanupAndExit(1, err.stack))
 process.on('unhandledRejection', (err) => cleanupAndExit(1, err?.stack ?? String(err)))
 // Last-resort hard stop; every wait below has its own timeout.
 setTimeout(() => cleanupAndExit(2, '! time bound of 10 min per repetition exceeded: stopped'), config.reps * 600_000).unref()
-
-function startClient () {
-  const child = spawnWithFdLimit([process.execPath, '--max-old-space-size=4096', fileURLToPath(new URL('./load-client.mjs', import.meta.url))], fdLimit, {
-    cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  let nextId = 0
-  const pending = new Map()
-  child.on('message', (m) => {
-    const p = pending.get(m.id)
-    if (!p) return
-    pending.delete(m.id)
-    if (m.error) p.reject(new Error(`load client: ${m.error}`))
-    else p.resolve(m.result)
-  })
-  child.on('exit', (code) => {
-    for (const p of pending.values()) p.reject(new Error(`load client exited (${code})`))
-    pending.clear()
-  })
-  child.call = (cmd, a = {}) => new Promise((resolve, reject) => {
-    const id = ++nextId
-    pending.set(id, { resolve, reject })
-    child.send({ id, cmd, args: a })
-  })
-  return child
-}
 
 const PAD = 'x'.repeat(Math.max(0, config.payloadBytes - JSON.stringify({ t: now(), pad: '' }).length))
 const message = (to) => (to === undefined ? { data: { t: now(), pad: PAD } } : { data: { t: now(), pad: PAD }, to })
@@ -294,7 +269,7 @@ async function main () {
   }
   const startedAt = new Date().toISOString()
   const t0 = Date.now()
-  client = startClient()
+  client = startLoadClient(fdLimit)
   const runs = []
   for (let rep = 0; rep < config.reps; rep++) {
     // Alternate the order, so no target always runs first.

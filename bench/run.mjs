@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
-import { cpuMs, hardFdLimit, killAll, now, planPinning, rssBytes, sleep, spawnWithFdLimit, stopProcess } from './lib/proc.mjs'
+import { cpuMs, hardFdLimit, killAll, now, planPinning, rssBytes, sleep, startLoadClient, stopProcess } from './lib/proc.mjs'
 import { API_KEYS, JWT_SECRET, TARGETS, oursTarget, tempDirs } from './lib/targets.mjs'
 import { capacity, chartSvg, markdownTable, summarise, summariseRest, tableRows, textTable } from './lib/report.mjs'
 import { evaluateGoals, goalRows } from './lib/goals.mjs'
@@ -180,33 +180,6 @@ process.once('SIGTERM', () => cleanupAndExit(143, 'terminated: servers and load 
 process.on('uncaughtException', (err) => cleanupAndExit(1, err.stack))
 process.on('unhandledRejection', (err) => cleanupAndExit(1, err?.stack ?? String(err)))
 setTimeout(() => cleanupAndExit(2, `! time bound of ${Math.round(deadlineMs / 60000)} min exceeded: stopped`), deadlineMs).unref()
-
-// ---- load client (its own process) -----------------------------------------------------
-
-function startClient () {
-  const child = spawnWithFdLimit([process.execPath, '--max-old-space-size=4096', fileURLToPath(new URL('./load-client.mjs', import.meta.url))], fdLimit, {
-    cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  let nextId = 0
-  const pending = new Map()
-  child.on('message', (m) => {
-    const p = pending.get(m.id)
-    if (!p) return
-    pending.delete(m.id)
-    if (m.error) p.reject(new Error(`load client: ${m.error}`))
-    else p.resolve(m.result)
-  })
-  child.on('exit', (code) => {
-    for (const p of pending.values()) p.reject(new Error(`load client exited (${code})`))
-    pending.clear()
-  })
-  child.call = (cmd, a = {}) => new Promise((resolve, reject) => {
-    const id = ++nextId
-    pending.set(id, { resolve, reject })
-    child.send({ id, cmd, args: a })
-  })
-  return child
-}
 
 // ---- payloads -----------------------------------------------------------------------------
 
@@ -502,7 +475,7 @@ async function main () {
   buildIfNeeded()
   const startedAt = new Date().toISOString()
   const t0 = Date.now()
-  client = startClient()
+  client = startLoadClient(fdLimit)
   const runs = []
   const wsScenarios = config.scenarios.filter(s => s !== 'rest')
   if (wsScenarios.length > 0) {

@@ -130,6 +130,36 @@ export function spawnWithFdLimit (argv, fdLimit, options) {
   return child
 }
 
+/**
+ * The load client (bench/load-client.mjs) in its own process, with `fdLimit`
+ * descriptors; `child.call(cmd, args)` sends it one command over IPC and
+ * resolves with its answer (rejects with its error, or when it exits).
+ */
+export function startLoadClient (fdLimit) {
+  const child = spawnWithFdLimit([process.execPath, '--max-old-space-size=4096', fileURLToPath(new URL('../load-client.mjs', import.meta.url))], fdLimit, {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  let nextId = 0
+  const pending = new Map()
+  child.on('message', (m) => {
+    const p = pending.get(m.id)
+    if (!p) return
+    pending.delete(m.id)
+    if (m.error) p.reject(new Error(`load client: ${m.error}`))
+    else p.resolve(m.result)
+  })
+  child.on('exit', (code) => {
+    for (const p of pending.values()) p.reject(new Error(`load client exited (${code})`))
+    pending.clear()
+  })
+  child.call = (cmd, a = {}) => new Promise((resolve, reject) => {
+    const id = ++nextId
+    pending.set(id, { resolve, reject })
+    child.send({ id, cmd, args: a })
+  })
+  return child
+}
+
 export async function waitHealthy (port, child, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs
   while (Date.now() < until) {

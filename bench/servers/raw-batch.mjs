@@ -7,9 +7,8 @@
 // Same control API as raw-ws.mjs: POST /publish {messages:[{data, to?}]},
 // GET /health, ?id=<user> names a client, ?since=<seq> replays the in-memory
 // log, then {"type":"replayed"}.
-import http from 'node:http'
 import { Sender, WebSocket, WebSocketServer } from 'ws'
-import { exitOnSignals, json, makeNotification, readBody } from './common.mjs'
+import { controlServer, exitOnSignals, listen, makeNotification } from './common.mjs'
 
 /** As ours (COALESCE_BYTES): a socket holding this much is written out, so holding never delays much data. */
 const COALESCE_BYTES = 64 * 1024
@@ -62,22 +61,14 @@ class Peer {
 
 const peers = new Set()
 
-const server = http.createServer(async (req, res) => {
-  try {
-    if (req.method === 'GET' && req.url === '/health') return json(res, 200, { ok: true, clients: peers.size })
-    if (req.method === 'POST' && req.url === '/publish') {
-      const { messages } = JSON.parse(await readBody(req))
-      for (const m of messages) {
-        const frame = frameOf(JSON.stringify({ type: 'notification', notification: makeNotification(log.length + 1, m.data) }))
-        log.push(frame)
-        if (m.to !== undefined) byId.get(m.to)?.write(frame)
-        else for (const peer of peers) peer.write(frame)
-      }
-      return json(res, 202, { lastSeq: log.length })
-    }
-    json(res, 404, { error: 'not found' })
-  } catch (err) {
-    json(res, 500, { error: String(err) })
+const server = controlServer({
+  clients: () => peers.size,
+  lastSeq: () => log.length,
+  publish (m) {
+    const frame = frameOf(JSON.stringify({ type: 'notification', notification: makeNotification(log.length + 1, m.data) }))
+    log.push(frame)
+    if (m.to !== undefined) byId.get(m.to)?.write(frame)
+    else for (const peer of peers) peer.write(frame)
   }
 })
 
@@ -102,6 +93,4 @@ wss.on('connection', (ws, req) => {
 })
 
 exitOnSignals(() => new Promise(resolve => { for (const ws of wss.clients) ws.terminate(); server.close(resolve) }))
-server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {
-  console.log(JSON.stringify({ listening: server.address().port }))
-})
+listen(server)

@@ -2,29 +2,20 @@
 // pre-serialised string. Control (bench only): POST /publish
 // {messages:[{data, to?}]}, GET /health. ?id=<user> names a client (targeted
 // sends), ?since=<seq> replays the in-memory log, then {"type":"replayed"}.
-import http from 'node:http'
 import { WebSocketServer } from 'ws'
-import { exitOnSignals, json, makeNotification, readBody } from './common.mjs'
+import { controlServer, exitOnSignals, listen, makeNotification } from './common.mjs'
 
 const log = [] // pre-serialised frames; index + 1 = seq
 const byId = new Map()
 
-const server = http.createServer(async (req, res) => {
-  try {
-    if (req.method === 'GET' && req.url === '/health') return json(res, 200, { ok: true, clients: wss.clients.size })
-    if (req.method === 'POST' && req.url === '/publish') {
-      const { messages } = JSON.parse(await readBody(req))
-      for (const m of messages) {
-        const frame = JSON.stringify({ type: 'notification', notification: makeNotification(log.length + 1, m.data) })
-        log.push(frame)
-        if (m.to !== undefined) byId.get(m.to)?.send(frame)
-        else for (const ws of wss.clients) ws.send(frame)
-      }
-      return json(res, 202, { lastSeq: log.length })
-    }
-    json(res, 404, { error: 'not found' })
-  } catch (err) {
-    json(res, 500, { error: String(err) })
+const server = controlServer({
+  clients: () => wss.clients.size,
+  lastSeq: () => log.length,
+  publish (m) {
+    const frame = JSON.stringify({ type: 'notification', notification: makeNotification(log.length + 1, m.data) })
+    log.push(frame)
+    if (m.to !== undefined) byId.get(m.to)?.send(frame)
+    else for (const ws of wss.clients) ws.send(frame)
   }
 })
 
@@ -46,6 +37,4 @@ wss.on('connection', (ws, req) => {
 })
 
 exitOnSignals(() => new Promise(resolve => { for (const ws of wss.clients) ws.terminate(); server.close(resolve) }))
-server.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {
-  console.log(JSON.stringify({ listening: server.address().port }))
-})
+listen(server)
