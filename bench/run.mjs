@@ -142,7 +142,7 @@ function burstMessages (n) {
 
 /** A deliberately pessimistic estimate (seconds), from the per-scenario budgets below. */
 function estimateSeconds () {
-  let total = config.scenarios.includes('rest') ? config.reps * 2 * (config.restSeconds + 4) : 0
+  let total = config.scenarios.includes('rest') ? config.reps * (config.servers.includes('ours-prev') ? 3 : 2) * (config.restSeconds + 4) : 0
   for (const n of config.ns) {
     const perServer = (server, slow) => {
       let s = 3 + n / 1500 * slow + 2 // start, connect, close
@@ -422,7 +422,7 @@ async function restSession (name, rep) {
       body: JSON.stringify({ category: 'system', title: 'bench', data: { t: now(), pad: PAD } }),
       connections: config.restConnections
     }
-    if (name === 'ours') {
+    if (name === 'ours' || name === 'ours-prev') {
       // One API key per connection (the publish rate limit is per credential).
       let k = 0
       opts.setupClient = (c) => c.setHeaders({ ...opts.headers, authorization: `Bearer ${API_KEYS[k++ % API_KEYS.length]}` })
@@ -489,7 +489,9 @@ async function main () {
   const rest = []
   if (config.scenarios.includes('rest')) {
     for (let rep = 0; rep < config.reps; rep++) {
-      for (const name of rotate(['bare-fastify', 'ours'], rep)) rest.push(await restSession(name, rep))
+      // ours-prev (--previous) runs here too when it is among the servers: the REST A/B in one run.
+      const restServers = ['bare-fastify', 'ours', ...(config.servers.includes('ours-prev') ? ['ours-prev'] : [])]
+      for (const name of rotate(restServers, rep)) rest.push(await restSession(name, rep))
     }
   }
   client.kill()

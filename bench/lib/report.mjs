@@ -103,7 +103,14 @@ export function summariseRest (rest) {
       if (out.ours[m.id] !== undefined && out['bare-fastify'][m.id]) ratio[m.id] = round(out.ours[m.id] / out['bare-fastify'][m.id], 3)
     }
   }
-  return { medians: out, oursVsBareFastify: ratio }
+  // With --previous: ours against the previous build, same run.
+  const vsPrev = {}
+  if (out.ours && out['ours-prev']) {
+    for (const m of REST_METRICS) {
+      if (out.ours[m.id] !== undefined && out['ours-prev'][m.id]) vsPrev[m.id] = round(out.ours[m.id] / out['ours-prev'][m.id], 3)
+    }
+  }
+  return { medians: out, oursVsBareFastify: ratio, ...(out['ours-prev'] ? { oursVsPrevious: vsPrev } : {}) }
 }
 
 /** Largest N whose median p99 at 10/s is under 250 ms with every notification delivered. */
