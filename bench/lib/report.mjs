@@ -157,10 +157,12 @@ export function tableRows (summary, servers, ns, rest, baselines = ['raw']) {
   const restRows = []
   if (rest && Object.keys(rest.medians).length > 0) {
     for (const m of REST_METRICS) {
-      restRows.push([m.label, fmt(rest.medians.ours?.[m.id]), fmt(rest.medians['bare-fastify']?.[m.id]), ratioFmt(rest.oursVsBareFastify[m.id])])
+      const prev = rest.oursVsPrevious ? [fmt(rest.medians['ours-prev']?.[m.id]), ratioFmt(rest.oursVsPrevious[m.id])] : []
+      restRows.push([m.label, fmt(rest.medians.ours?.[m.id]), fmt(rest.medians['bare-fastify']?.[m.id]), ratioFmt(rest.oursVsBareFastify[m.id]), ...prev])
     }
   }
-  return { head, rows, restHead: ['metric', 'ours', 'bare-fastify', 'ours/bare'], restRows }
+  const restHead = ['metric', 'ours', 'bare-fastify', 'ours/bare', ...(rest?.oursVsPrevious ? ['ours-prev', 'ours/ours-prev'] : [])]
+  return { head, rows, restHead, restRows }
 }
 
 export function textTable (head, rows) {
