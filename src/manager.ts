@@ -14,6 +14,7 @@ import {
 } from './errors.js'
 import { events, preciseNow } from './events.js'
 import { nestedDeeperThan } from './json-depth.js'
+import { dataJson, keepPieces, liveFrame } from './notification-json.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { uuidv7 } from './ids.js'
 import type { Logger } from './logger.js'
@@ -28,7 +29,7 @@ import { SharedReads, type ReplayItem } from './shared-reads.js'
 import {
   MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
 } from './schemas.js'
-import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
+import { UNREAD_COUNT_CAP, isExpired, type Draft, type HistoryStore } from './stores/history-store.js'
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './tokens.js'
 
 if (!FormatRegistry.Has('date-time')) {
@@ -302,10 +303,13 @@ export class NotificationManager implements NotificationService {
       throw new InvalidPublishError(describeFirstError(checkPublishInput.Errors(input).First()))
     }
     if (!this.policy.hasCategory(input.category)) throw new UnknownCategoryError(input.category)
+    // The data's JSON, measured here and kept for the stored body and the frame (notification-json.ts).
+    let data: string | undefined
     if (input.data !== undefined) {
       // Depth first: serialising a deeply nested object overflows the stack.
       if (nestedDeeperThan(input.data, MAX_DATA_DEPTH)) throw new DataTooDeepError(MAX_DATA_DEPTH)
-      if (Buffer.byteLength(JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
+      data = dataJson(input.data)
+      if (Buffer.byteLength(data ?? JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
     }
     for (const role of input.audience?.roles ?? []) {
       if (!this.policy.hasRole(role)) throw new InvalidPublishError(`audience.roles names unknown role '${role}'`)
@@ -338,6 +342,7 @@ export class NotificationManager implements NotificationService {
       if (users.length > 0) draft.audience.users = users
       if (roles.length > 0) draft.audience.roles = roles
     }
+    keepPieces(draft, data)
     return draft
   }
 
@@ -371,7 +376,7 @@ export class NotificationManager implements NotificationService {
     }
     if (recipients.length > 0) {
       // Serialised once; every recipient gets the same frame object (and the transport frames it once).
-      const frame: SharedFrame = { text: notificationFrame(toClient(n, false)) }
+      const frame: SharedFrame = { text: liveFrame(n) }
       // One connection that throws is closed; every other recipient still gets the notification.
       for (const conn of recipients) {
         try {
