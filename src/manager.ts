@@ -251,7 +251,8 @@ export class NotificationManager implements NotificationService {
       })
       const results = await this.store.appendMany(items)
       const { legacy: _legacy, ...each } = opts
-      for (const r of results) await this.#afterAppend(r.notification, r.duplicate, publishedAt, each)
+      // Handed to the broker in order, without a turn of the event loop between them.
+      await Promise.all(results.map(r => this.#afterAppend(r.notification, r.duplicate, publishedAt, each)))
       return results
     } catch (err) {
       this.#publishFailed(err, opts)
@@ -309,7 +310,10 @@ export class NotificationManager implements NotificationService {
       // Depth first: serialising a deeply nested object overflows the stack.
       if (nestedDeeperThan(input.data, MAX_DATA_DEPTH)) throw new DataTooDeepError(MAX_DATA_DEPTH)
       data = dataJson(input.data)
-      if (Buffer.byteLength(data ?? JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
+      // A UTF-16 unit is at most 3 bytes of UTF-8: most data is measured by its length alone.
+      if (data === undefined || data.length * 3 > MAX_DATA_BYTES) {
+        if (Buffer.byteLength(data ?? JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
+      }
     }
     for (const role of input.audience?.roles ?? []) {
       if (!this.policy.hasRole(role)) throw new InvalidPublishError(`audience.roles names unknown role '${role}'`)

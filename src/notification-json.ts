@@ -22,17 +22,13 @@ interface Pieces {
 const pieces = new WeakMap<object, Pieces>()
 
 /**
- * `"key":value` as JSON.stringify writes that member inside an object (the
- * value's toJSON called with its key), or '' when it leaves the member out.
+ * The JSON of `data` as it sits in a notification (its toJSON, if any, called
+ * with the key 'data', as JSON.stringify does inside an object); undefined when
+ * JSON would leave the member out.
  */
-function member (key: string, value: unknown): string {
-  return JSON.stringify({ [key]: value }).slice(1, -1)
-}
-
-/** The JSON of `data` as it sits in a notification; undefined when data would not be a member of it. */
 export function dataJson (data: unknown): string | undefined {
-  const m = member('data', data)
-  return m === '' ? undefined : m.slice(7)
+  const json = JSON.stringify({ data })
+  return json === '{}' ? undefined : json.slice(8, -1)
 }
 
 /**
@@ -44,10 +40,11 @@ export function keepPieces (draft: Draft, data: string | undefined): void {
   const { category, type, priority, title, message, createdAt, source } = draft
   const head = JSON.stringify({ category, type, priority, title, message, createdAt, source })
   let tail = data === undefined ? '' : ',"data":' + data
-  if (draft.action !== undefined) tail += ',' + member('action', draft.action)
-  if (draft.expiresAt !== undefined) tail += ',' + member('expiresAt', draft.expiresAt)
-  if (draft.collapseKey !== undefined) tail += ',' + member('collapseKey', draft.collapseKey)
-  pieces.set(draft, { id: member('id', draft.id), head: ',' + head.slice(1, -1), tail })
+  // action is an object (toJSON would see its key); id, expiresAt and collapseKey are strings, written the same anywhere.
+  if (draft.action !== undefined) tail += ',' + JSON.stringify({ action: draft.action }).slice(1, -1)
+  if (draft.expiresAt !== undefined) tail += ',"expiresAt":' + JSON.stringify(draft.expiresAt)
+  if (draft.collapseKey !== undefined) tail += ',"collapseKey":' + JSON.stringify(draft.collapseKey)
+  pieces.set(draft, { id: '"id":' + JSON.stringify(draft.id), head: ',' + head.slice(1, -1), tail })
 }
 
 /** What the store keeps as the body: the draft without its audience, as JSON.stringify writes it. */
@@ -69,6 +66,14 @@ export function stamp (draft: Draft, seq: number): StoredNotification {
   const n = draft as StoredNotification
   n.seq = seq
   return n
+}
+
+/** `{ ...draft }`, keeping its pieces (a store that reads every draft of a batch before it stores any). */
+export function copyDraft (draft: Draft): Draft {
+  const copy = { ...draft }
+  const p = pieces.get(draft)
+  if (p !== undefined) pieces.set(copy, p)
+  return copy
 }
 
 /** The notification frame of a stored notification, unread: notificationFrame(toClient(n, false)). */

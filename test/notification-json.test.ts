@@ -6,11 +6,12 @@ import { pino } from 'pino'
 import t from 'tap'
 import { LocalBroker } from '../src/brokers/local-broker.js'
 import { NotificationManager } from '../src/manager.js'
-import { dataJson, keepPieces, liveFrame, stamp, storedBody } from '../src/notification-json.js'
+import { copyDraft, dataJson, keepPieces, liveFrame, stamp, storedBody } from '../src/notification-json.js'
 import { notificationFrame } from '../src/protocol.js'
 import type { Connection } from '../src/registry.js'
 import type { PublishInput, StoredNotification } from '../src/schemas.js'
 import { toClient, type Draft } from '../src/stores/history-store.js'
+import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
 
 // What the stored body and the live frame were before they were cut from shared pieces.
@@ -105,6 +106,24 @@ t.test('a published notification: the stored body and the frame are byte for byt
   t.same(first, toClient(published[1]!, false))
 })
 
+t.test('through the memory store (which copies a batch\'s drafts first) the frames are the same bytes', async t => {
+  const manager = new NotificationManager({ store: new MemoryStore(), broker: new LocalBroker(), logger: pino({ level: 'silent' }) })
+  await manager.start()
+  t.teardown(() => manager.close())
+  const frames = new Map<number, string>()
+  manager.registry.add({
+    id: 'c1', user: { id: 'alice', role: 'user' }, subscriptions: new Set(['system']), legacy: false,
+    deliver (seq, frame) { frames.set(seq, frame.text) }, deliverLegacy () {}, deliverFrame () {}, applyMuted () {}, close () {}
+  })
+  const published = [
+    ...(await manager.publishMany(inputs.map(([, input]) => input))).map(r => r.notification),
+    (await manager.publish(inputs[1]![1])).notification
+  ]
+  await new Promise<void>(resolve => setImmediate(resolve))
+  t.equal(frames.size, 9)
+  for (const n of published) t.equal(frames.get(n.seq), frameBefore(n), `frame of ${n.seq}`)
+})
+
 t.test('pieces: each shape against JSON.stringify, and the same without them', async t => {
   for (const [name, input] of inputs) {
     // A draft as the manager builds it: required fields, then the optional ones present, then the audience.
@@ -153,4 +172,11 @@ t.test('dataJson is the member as it sits in the object, or undefined when JSON 
   keepPieces(draft, undefined)
   t.equal(storedBody(draft), bodyBefore(draft))
   t.not(stamp(draft, 1), draft)
+  // A copy of a prepared draft keeps its pieces; a copy of another stays without.
+  const prepared: Draft = { id: 'y', category: 'system', type: 'info', priority: 'normal', title: 't', message: '', createdAt: 'c', source: 's' }
+  keepPieces(prepared, undefined)
+  const copy = copyDraft(prepared)
+  t.not(copy, prepared)
+  t.equal(stamp(copy, 2), copy, 'the copy is prepared too')
+  t.not(stamp(copyDraft(draft), 3), draft)
 })
