@@ -12,7 +12,7 @@ import {
   BadRequestError, CloseCode, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
   UnknownCategoryError
 } from './errors.js'
-import { events, preciseNow } from './events.js'
+import { events, preciseNow, type DeliveredEvent, type PublishedEvent } from './events.js'
 import { nestedDeeperThan } from './json-depth.js'
 import { dataJson, keepPieces, liveFrame } from './notification-json.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
@@ -286,7 +286,10 @@ export class NotificationManager implements NotificationService {
     this.#published++
     this.log.debug({ id: n.id, seq: n.seq, category: n.category, source: n.source, reqId: requestId }, 'notification published')
     if (events.published.hasSubscribers) {
-      events.published.publish({ origin: this, notification: n, ...(requestId !== undefined ? { requestId } : {}) })
+      // Built by assignment, not a spread of a conditional object: one of these for every notification.
+      const e: PublishedEvent = { origin: this, notification: n }
+      if (requestId !== undefined) e.requestId = requestId
+      events.published.publish(e)
     }
     const message: BrokerMessage = { notification: n, publishedAt }
     if (opts.legacy) message.legacy = opts.legacy
@@ -403,14 +406,15 @@ export class NotificationManager implements NotificationService {
     }
     this.#delivered += recipients.length
     if (events.delivered.hasSubscribers) {
-      events.delivered.publish({
+      const e: DeliveredEvent = {
         origin: this,
         notification: n,
         recipients: recipients.length,
         // A message read back from Redis carries no publishedAt: createdAt is the same instant, to the millisecond.
-        publishedAt: message.publishedAt ?? Date.parse(n.createdAt),
-        ...(message.requestId !== undefined ? { requestId: message.requestId } : {})
-      })
+        publishedAt: message.publishedAt ?? Date.parse(n.createdAt)
+      }
+      if (message.requestId !== undefined) e.requestId = message.requestId
+      events.delivered.publish(e)
     }
     this.log.debug({ id: n.id, seq: n.seq, category: n.category, recipients: recipients.length, reqId: message.requestId }, 'notification delivered')
   }
