@@ -243,7 +243,10 @@ export class NotificationManager implements NotificationService {
       const source = opts.source ?? 'app'
       const items = inputs.map((input, i) => {
         try {
-          return { draft: this.#prepare(input, source), ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}) }
+          // By assignment, not a spread of a conditional object: one item per notification.
+          const item: { draft: Draft, idempotencyKey?: string } = { draft: this.#prepare(input, source) }
+          if (input.idempotencyKey !== undefined) item.idempotencyKey = input.idempotencyKey
+          return item
         } catch (err) {
           if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`
           throw err
