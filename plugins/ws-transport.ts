@@ -54,8 +54,16 @@ export class WsTransport implements SocketLike {
   /** The turn of this socket's last frame. */
   #turn = -1
 
+  /**
+   * No extension (compression) negotiated: frames may be written to the socket as they are.
+   * Read once: the handshake fixed it, and ws builds the string anew on every read.
+   */
+  readonly #plain: boolean
+
   /** `socket` is the TCP socket `ws` was upgraded on (the upgrade request's socket). */
-  constructor (readonly ws: WebSocket, readonly socket: Socket) {}
+  constructor (readonly ws: WebSocket, readonly socket: Socket) {
+    this.#plain = ws.extensions === ''
+  }
 
   /** Unsent bytes, not counting frames held for this turn's single write: what the slow-consumer check needs. */
   get bufferedAmount (): number {
@@ -109,7 +117,7 @@ export class WsTransport implements SocketLike {
 
   sendShared (frame: SharedFrame): void {
     // Anything unusual (closing, compression negotiated, ws holding frames back): the ordinary path.
-    if (this.ws.readyState !== WebSocket.OPEN || this.ws.extensions !== '' || !senderIdle(this.ws)) {
+    if (this.ws.readyState !== WebSocket.OPEN || !this.#plain || !senderIdle(this.ws)) {
       this.ws.send(frame.text)
       return
     }

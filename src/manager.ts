@@ -12,8 +12,9 @@ import {
   BadRequestError, CloseCode, DataTooDeepError, DataTooLargeError, ForbiddenError, InvalidPublishError, UnavailableError,
   UnknownCategoryError
 } from './errors.js'
-import { events, preciseNow } from './events.js'
+import { events, preciseNow, type DeliveredEvent, type PublishedEvent } from './events.js'
 import { nestedDeeperThan } from './json-depth.js'
+import { dataJson, keepPieces, liveFrame } from './notification-json.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { uuidv7 } from './ids.js'
 import type { Logger } from './logger.js'
@@ -28,7 +29,7 @@ import { SharedReads, type ReplayItem } from './shared-reads.js'
 import {
   MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
 } from './schemas.js'
-import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
+import { UNREAD_COUNT_CAP, isExpired, type Draft, type HistoryStore } from './stores/history-store.js'
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './tokens.js'
 
 if (!FormatRegistry.Has('date-time')) {
@@ -242,7 +243,10 @@ export class NotificationManager implements NotificationService {
       const source = opts.source ?? 'app'
       const items = inputs.map((input, i) => {
         try {
-          return { draft: this.#prepare(input, source), ...(input.idempotencyKey !== undefined ? { idempotencyKey: input.idempotencyKey } : {}) }
+          // By assignment, not a spread of a conditional object: one item per notification.
+          const item: { draft: Draft, idempotencyKey?: string } = { draft: this.#prepare(input, source) }
+          if (input.idempotencyKey !== undefined) item.idempotencyKey = input.idempotencyKey
+          return item
         } catch (err) {
           if (err instanceof Error) err.message = `notifications[${i}]: ${err.message}`
           throw err
@@ -250,7 +254,8 @@ export class NotificationManager implements NotificationService {
       })
       const results = await this.store.appendMany(items)
       const { legacy: _legacy, ...each } = opts
-      for (const r of results) await this.#afterAppend(r.notification, r.duplicate, publishedAt, each)
+      // Handed to the broker in order, without a turn of the event loop between them.
+      await Promise.all(results.map(r => this.#afterAppend(r.notification, r.duplicate, publishedAt, each)))
       return results
     } catch (err) {
       this.#publishFailed(err, opts)
@@ -284,7 +289,10 @@ export class NotificationManager implements NotificationService {
     this.#published++
     this.log.debug({ id: n.id, seq: n.seq, category: n.category, source: n.source, reqId: requestId }, 'notification published')
     if (events.published.hasSubscribers) {
-      events.published.publish({ origin: this, notification: n, ...(requestId !== undefined ? { requestId } : {}) })
+      // Built by assignment, not a spread of a conditional object: one of these for every notification.
+      const e: PublishedEvent = { origin: this, notification: n }
+      if (requestId !== undefined) e.requestId = requestId
+      events.published.publish(e)
     }
     const message: BrokerMessage = { notification: n, publishedAt }
     if (opts.legacy) message.legacy = opts.legacy
@@ -302,10 +310,16 @@ export class NotificationManager implements NotificationService {
       throw new InvalidPublishError(describeFirstError(checkPublishInput.Errors(input).First()))
     }
     if (!this.policy.hasCategory(input.category)) throw new UnknownCategoryError(input.category)
+    // The data's JSON, measured here and kept for the stored body and the frame (notification-json.ts).
+    let data: string | undefined
     if (input.data !== undefined) {
       // Depth first: serialising a deeply nested object overflows the stack.
       if (nestedDeeperThan(input.data, MAX_DATA_DEPTH)) throw new DataTooDeepError(MAX_DATA_DEPTH)
-      if (Buffer.byteLength(JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
+      data = dataJson(input.data)
+      // A UTF-16 unit is at most 3 bytes of UTF-8: most data is measured by its length alone.
+      if (data === undefined || data.length * 3 > MAX_DATA_BYTES) {
+        if (Buffer.byteLength(data ?? JSON.stringify(input.data)) > MAX_DATA_BYTES) throw new DataTooLargeError(MAX_DATA_BYTES)
+      }
     }
     for (const role of input.audience?.roles ?? []) {
       if (!this.policy.hasRole(role)) throw new InvalidPublishError(`audience.roles names unknown role '${role}'`)
@@ -338,6 +352,7 @@ export class NotificationManager implements NotificationService {
       if (users.length > 0) draft.audience.users = users
       if (roles.length > 0) draft.audience.roles = roles
     }
+    keepPieces(draft, data)
     return draft
   }
 
@@ -371,7 +386,7 @@ export class NotificationManager implements NotificationService {
     }
     if (recipients.length > 0) {
       // Serialised once; every recipient gets the same frame object (and the transport frames it once).
-      const frame: SharedFrame = { text: notificationFrame(toClient(n, false)) }
+      const frame: SharedFrame = { text: liveFrame(n) }
       // One connection that throws is closed; every other recipient still gets the notification.
       for (const conn of recipients) {
         try {
@@ -394,14 +409,15 @@ export class NotificationManager implements NotificationService {
     }
     this.#delivered += recipients.length
     if (events.delivered.hasSubscribers) {
-      events.delivered.publish({
+      const e: DeliveredEvent = {
         origin: this,
         notification: n,
         recipients: recipients.length,
         // A message read back from Redis carries no publishedAt: createdAt is the same instant, to the millisecond.
-        publishedAt: message.publishedAt ?? Date.parse(n.createdAt),
-        ...(message.requestId !== undefined ? { requestId: message.requestId } : {})
-      })
+        publishedAt: message.publishedAt ?? Date.parse(n.createdAt)
+      }
+      if (message.requestId !== undefined) e.requestId = message.requestId
+      events.delivered.publish(e)
     }
     this.log.debug({ id: n.id, seq: n.seq, category: n.category, recipients: recipients.length, reqId: message.requestId }, 'notification delivered')
   }

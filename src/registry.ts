@@ -60,6 +60,25 @@ function removeFrom<K, V> (map: Map<K, Set<V>>, key: K, value: V): void {
 /** A user's connections: the connection itself while it is the only one, a Set from the second on. */
 type UserEntry = Connection | Set<Connection>
 
+/** Adds the subscribed connections of a user's or a role's entry to `out`, once each when `seen` is given. */
+function take (entry: UserEntry | undefined, subscribers: ReadonlySet<Connection>, seen: Set<Connection> | undefined, out: Connection[]): void {
+  if (entry === undefined) return
+  if (!(entry instanceof Set)) {
+    takeOne(entry, subscribers, seen, out)
+    return
+  }
+  for (const conn of entry) takeOne(conn, subscribers, seen, out)
+}
+
+function takeOne (conn: Connection, subscribers: ReadonlySet<Connection>, seen: Set<Connection> | undefined, out: Connection[]): void {
+  if (!subscribers.has(conn)) return
+  if (seen !== undefined) {
+    if (seen.has(conn)) return
+    seen.add(conn)
+  }
+  out.push(conn)
+}
+
 const EMPTY: ReadonlySet<Connection> = new Set()
 
 export class ConnectionRegistry {
@@ -181,22 +200,10 @@ export class ConnectionRegistry {
     if (users.length === 0 && roles.length === 0) return [...subscribers]
 
     const out: Connection[] = []
+    // Named users only (most targeted notifications): their connections are distinct, nothing to de-duplicate.
     const seen = users.length > 0 && roles.length > 0 ? new Set<Connection>() : undefined
-    const takeOne = (conn: Connection) => {
-      if (!subscribers.has(conn)) return
-      if (seen) {
-        if (seen.has(conn)) return
-        seen.add(conn)
-      }
-      out.push(conn)
-    }
-    const take = (entry: UserEntry | undefined) => {
-      if (entry === undefined) return
-      if (entry instanceof Set) for (const conn of entry) takeOne(conn)
-      else takeOne(entry)
-    }
-    for (const u of users) take(this.#byUser.get(u))
-    for (const r of roles) take(this.#byRole.get(r))
+    for (const u of users) take(this.#byUser.get(u), subscribers, seen, out)
+    for (const r of roles) take(this.#byRole.get(r), subscribers, seen, out)
     return out
   }
 

@@ -2,6 +2,7 @@
 // durability. Each instance is a new log, with a new epoch.
 import { randomUUID } from 'node:crypto'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
+import { copyDraft, stamp } from '../notification-json.js'
 import {
   DEFAULT_RETENTION, UNREAD_COUNT_CAP, audienceAdmits, isExpired, toClient,
   type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention
@@ -35,7 +36,7 @@ export class MemoryStore implements HistoryStore {
   async appendMany (items: ReadonlyArray<{ draft: Draft, idempotencyKey?: string }>): Promise<AppendResult[]> {
     // Every draft is read (copied) before anything is stored, so a bad item fails the
     // batch untouched; the synchronous loop after it cannot throw nor interleave.
-    const copies = items.map(i => ({ draft: { ...i.draft }, idempotencyKey: i.idempotencyKey }))
+    const copies = items.map(i => ({ draft: copyDraft(i.draft), idempotencyKey: i.idempotencyKey }))
     return copies.map(i => this.#append(i.draft, i.idempotencyKey))
   }
 
@@ -44,7 +45,7 @@ export class MemoryStore implements HistoryStore {
       const seen = this.#idempotency.get(idempotencyKey)
       if (seen) return { notification: seen.notification, duplicate: true }
     }
-    const notification: StoredNotification = { ...draft, seq: ++this.#seq }
+    const notification = stamp(draft, ++this.#seq)
     if (draft.collapseKey !== undefined) {
       const older = this.#byCollapseKey.get(draft.collapseKey)
       if (older !== undefined) this.#log = this.#log.filter(n => n.seq !== older)

@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
+import { stamp, storedBody } from '../notification-json.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
 import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
@@ -202,6 +203,9 @@ CREATE TABLE IF NOT EXISTS muted_categories (user_id TEXT PRIMARY KEY, categorie
 CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTEGER NOT NULL, until_ms INTEGER NOT NULL);
 ` + AUDIENCE_SCHEMA + RETENTION_SCHEMA
 
+const INSERT_ROW = `(id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, aud_user, body)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 interface Row { seq: number, body: string, is_read: number }
 interface SplitStatements { reader: Database.Statement }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
@@ -280,8 +284,14 @@ export class SqliteStore implements HistoryStore {
       insertIdem: db.prepare('INSERT INTO idempotency (key, created_ms, notification) VALUES (?, ?, ?)'),
       deleteCollapsed: db.prepare('DELETE FROM notifications WHERE collapse_key = ?'),
       // Positional: binding an object by name costs a large share of the insert itself.
-      insert: db.prepare(`INSERT INTO notifications (id, category, created_ms, expires_ms, collapse_key, aud_users, aud_roles, aud_user, body)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO notifications ${INSERT_ROW}`),
+      // For a row the audience trigger leaves alone (a broadcast, one user in the row): OR FAIL
+      // needs no statement journal. With ABORT (the default) SQLite first copies every page the
+      // insert touches, to undo this one statement on a constraint error; a single-row insert
+      // checks every constraint before it writes, and any error rolls the whole transaction
+      // back anyway (better-sqlite3's transaction, then #commit's retry alone). Not for the
+      // other rows: the outer OR FAIL would override the trigger's INSERT OR IGNORE.
+      insertUntriggered: db.prepare(`INSERT OR FAIL INTO notifications ${INSERT_ROW}`),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'notifications'").pluck(),
       readUpTo: db.prepare('SELECT seq FROM read_upto WHERE user_id = ?').pluck(),
       hasMarks: db.prepare('SELECT 1 FROM read_marks WHERE user_id = ? LIMIT 1').pluck(),
@@ -341,12 +351,13 @@ export class SqliteStore implements HistoryStore {
       if (seen !== undefined) return { notification: JSON.parse(seen) as StoredNotification, duplicate: true }
     }
     if (draft.collapseKey !== undefined) this.#rows -= s.deleteCollapsed.run(draft.collapseKey).changes
-    const { audience, ...pub } = draft
+    const audience = draft.audience
     const users = audience?.users?.length ? JSON.stringify(audience.users) : null
     const roles = audience?.roles?.length ? JSON.stringify(audience.roles) : null
     // One user and no role: kept in the row (schema 4); aud_users stays set, so it is never a broadcast.
     const onlyUser = roles === null && audience?.users?.length === 1 ? audience.users[0]! : null
-    const info = s.insert.run(
+    const insert = onlyUser !== null || (users === null && roles === null) ? s.insertUntriggered : s.insert
+    const info = insert.run(
       draft.id,
       draft.category,
       Date.parse(draft.createdAt),
@@ -355,10 +366,10 @@ export class SqliteStore implements HistoryStore {
       users,
       roles,
       onlyUser,
-      JSON.stringify(pub)
+      storedBody(draft)
     )
     this.#rows++
-    const notification: StoredNotification = { ...draft, seq: Number(info.lastInsertRowid) }
+    const notification = stamp(draft, Number(info.lastInsertRowid))
     if (idempotencyKey !== undefined) s.insertIdem.run(idempotencyKey, Date.parse(draft.createdAt), JSON.stringify(notification))
     return { notification, duplicate: false }
   }
