@@ -39,22 +39,32 @@ export interface MetricsOptions {
  * Increments of a labelled counter, gathered here and added to it when it is
  * read (its collect hook, which prom-client runs on every scrape): prom-client
  * builds, validates and hashes the label set on every inc(), and the publish
- * and delivery paths paid that once per notification.
+ * and delivery paths paid that once per notification. Keyed by one or two
+ * label values in nested maps, so counting allocates nothing once a label
+ * set has been seen (a joined key string and a closure per call did).
  */
 class PendingIncrements {
-  readonly #pending = new Map<string, { labels: string[], value: number }>()
+  readonly #pending = new Map<string, Map<string | undefined, { labels: string[], value: number }>>()
 
-  add (key: string, labels: () => string[], value: number): void {
-    const entry = this.#pending.get(key)
+  /** Counts `value` for the label values (`second` only for a counter with two labels). */
+  add (first: string, second: string | undefined, value: number): void {
+    let inner = this.#pending.get(first)
+    if (inner === undefined) {
+      inner = new Map()
+      this.#pending.set(first, inner)
+    }
+    const entry = inner.get(second)
     if (entry) entry.value += value
-    else this.#pending.set(key, { labels: labels(), value })
+    else inner.set(second, { labels: second === undefined ? [first] : [first, second], value })
   }
 
   flushInto (counter: Counter<string>): void {
-    for (const entry of this.#pending.values()) {
-      if (entry.value === 0) continue
-      counter.labels(...entry.labels).inc(entry.value)
-      entry.value = 0
+    for (const inner of this.#pending.values()) {
+      for (const entry of inner.values()) {
+        if (entry.value === 0) continue
+        counter.labels(...entry.labels).inc(entry.value)
+        entry.value = 0
+      }
     }
   }
 }
@@ -173,14 +183,12 @@ export class NotificationMetrics {
   /** Subscribes to the event channels; only this manager's events are counted. */
   start (): void {
     this.#on<PublishedEvent>(events.published, e => {
-      const { category, source } = e.notification
-      this.#publishedPending.add(category + '\u0000' + source, () => [category, source], 1)
+      this.#publishedPending.add(e.notification.category, e.notification.source, 1)
     })
     this.#on<PublishFailedEvent>(events.publishFailed, e => this.publishFailures.labels(e.code).inc())
     this.#on<DeliveredEvent>(events.delivered, e => {
       if (e.recipients === 0) return
-      const category = e.notification.category
-      this.#deliveredPending.add(category, () => [category], e.recipients)
+      this.#deliveredPending.add(e.notification.category, undefined, e.recipients)
       if (e.publishedAt !== undefined) this.#publishToSendPending.add(Math.max(0, preciseNow() - e.publishedAt) / 1000)
     })
     this.#on<ReplayedEvent>(events.replayed, e => this.replayed.inc(e.count))
