@@ -25,6 +25,9 @@ interface SharedRow {
 
 interface PageEntry { rows: SharedRow[], until: number }
 
+/** A reader's read state (SplitReads.reader). */
+type Reader = Awaited<ReturnType<SplitReads['reader']>>
+
 /** Entries, and rows in page entries, kept between two writes; past either the cache starts over (many distinct cursors: little is shared anyway). */
 const MAX_ENTRIES = 1000
 const MAX_ROWS = 5000
@@ -42,9 +45,10 @@ export class SharedReads {
   }
 
   /** Entitled rows after `after`, ascending, as frames; undefined when this reader needs the ordinary query. */
-  async page (user: User, categories: readonly string[], after: number, limit: number, now: number): Promise<ReplayItem[] | undefined> {
+  /** `reader`: the reader's read state, when the caller has just read it (a connecting session has). */
+  async page (user: User, categories: readonly string[], after: number, limit: number, now: number, known?: Reader): Promise<ReplayItem[] | undefined> {
     const split = this.#split
-    const reader = await split.reader(user.id)
+    const reader = known ?? await split.reader(user.id)
     if (reader.marks) return undefined
     const key = `${categoryKey(categories)}|${after}|${limit}`
     const writes = split.writes

@@ -135,12 +135,56 @@ t.test('SqliteStore answers as the memory store does on a mixed history longer t
       await same(`${user.id}: replay of the last 20`, q({ order: 'asc', after: 2580, limit: 100 }))
       await same(`${user.id}: replay from far back`, q({ order: 'asc', after: 100, limit: 100 }))
       await same(`${user.id}: replay between`, q({ order: 'asc', after: 2300, before: 2350, limit: 100 }))
+      t.same(await sqlite.connectState(user, categories, now), await separateReads(sqlite, user, categories, now), `${user.id}: connect state`)
     }
   }
   t.equal(await sqlite.unreadCount(root, ['system', 'dashboard', 'admin', 'health', 'user'], now), UNREAD_COUNT_CAP, 'broadcasts alone reach the cap')
   t.equal(await sqlite.unreadCount(dave, CATEGORIES, now), UNREAD_COUNT_CAP, 'broadcasts and the role reach the cap')
   const alices = await sqlite.unreadCount(alice, CATEGORIES, now)
   t.ok(alices > 100 && alices < UNREAD_COUNT_CAP, `alice's count (${alices}) is below the cap`)
+})
+
+/** What connectState() answers in one statement, read one method at a time. */
+async function separateReads (store: SqliteStore, user: User, categories: readonly string[], now: number) {
+  return {
+    lastSeq: await store.lastSeq(),
+    prunedThrough: await store.prunedThrough(),
+    muted: await store.getMuted(user.id),
+    revokedThrough: await store.revokedThrough(user.id, now),
+    unread: await store.unreadCount(user, categories, now),
+    reader: await store.split.reader(user.id)
+  }
+}
+
+t.test('SqliteStore: connectState answers what the separate reads answer (muted, revoked, pruned, read marks)', async t => {
+  const store = await open(t, tempFile(), 5)
+  const now = Date.now()
+  const before = await store.connectState(alice, CATEGORIES, now)
+  t.same(before, { lastSeq: 0, prunedThrough: 0, muted: [], revokedThrough: 0, unread: 0, reader: { upto: 0, marks: false } }, 'an empty history')
+  const stored = await store.appendMany([
+    { draft: draft({ category: 'system' }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice'] } }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice', 'bob'] } }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice'], roles: ['user'] } }) },
+    { draft: draft({ category: 'dashboard', audience: { roles: ['user'] } }) },
+    { draft: draft({ category: 'system' }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice'] } }) }
+  ])
+  await store.setMuted('alice', ['dashboard'])
+  await store.revokeTokens('alice', 1234, now + 60_000)
+  await store.markAllRead('bob', 3)
+  await store.markRead('bob', [stored[5]!.notification.id])
+  for (const user of [alice, bob, root]) {
+    for (const categories of [CATEGORIES, ['system'], []]) {
+      t.same(await store.connectState(user, categories, now), await separateReads(store, user, categories, now), `${user.id}, ${categories.join(',') || 'no categories'}`)
+    }
+  }
+  const state = await store.connectState(alice, CATEGORIES, now)
+  t.equal(state.prunedThrough, 2, 'retention (5 rows kept) pruned through seq 2')
+  t.same(state.muted, ['dashboard'])
+  t.equal(state.revokedThrough, 1234)
+  t.equal(state.unread, 5, "alice's rows 3 to 7")
+  t.same((await store.connectState(bob, CATEGORIES, now)).reader, { upto: 3, marks: true }, 'bob has a read mark above his read_upto')
 })
 
 t.test('SqliteStore: counts stay right for more category sets than the cache keeps', async t => {

@@ -7,7 +7,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type ConnectState, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
 // Schema 2: entitlement by index instead of json_each on every row.
 // A notification with an audience has one row here per named user (kind 0) and
@@ -510,23 +510,29 @@ export class SqliteStore implements HistoryStore {
     const params = this.#params(user, categories, now)
     const bound = { ...params, after: params.upto, before: Number.MAX_SAFE_INTEGER, unreadOnly: this.#checkMarks(user.id), cap: UNREAD_COUNT_CAP }
     if (bound.unreadOnly === 0) {
-      // Unread is everything above read_upto: count the shared arms from the cache, walk only the user's own.
-      const broadcasts = countAbove(this.#sharedArm('broadcast', params, true)!.seqs, params.upto)
-      if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
-      const role = this.#sharedArm('role', params, true)!.seqs
-      const roles = countAbove(role, params.upto)
-      // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
-      if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
-      const own = this.#stmts.userArm.all(bound) as number[]
-      // A row naming both the user and its role is in both lists: count it once. A row of the user
-      // alone (aud_user) names no role: never in the role list.
-      const both = own.filter(seq => role[countAbove(role, seq)] === seq).length
-      const alone = this.#stmts.userRowCount.get(bound) as number
-      return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + alone + own.length - both)
+      return this.#unreadWithoutMarks(params, () => this.#stmts.userArm.all(bound) as number[], () => this.#stmts.userRowCount.get(bound) as number)
     }
     let count = 0
     for (const stmt of this.#stmts.unread) count += stmt.get(bound) as number
     return Math.min(count, UNREAD_COUNT_CAP)
+  }
+
+  /**
+   * Unread is everything above read_upto for a reader without marks: the shared arms counted from
+   * the cache, only the user's own walked (`own`: its audience-table arm, `alone`: its in-row arm).
+   */
+  #unreadWithoutMarks (params: { role: string, categories: string, now: number, upto: number }, own: () => number[], alone: () => number): number {
+    const broadcasts = countAbove(this.#sharedArm('broadcast', params, true)!.seqs, params.upto)
+    if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
+    const role = this.#sharedArm('role', params, true)!.seqs
+    const roles = countAbove(role, params.upto)
+    // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
+    if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
+    const seqs = own()
+    // A row naming both the user and its role is in both lists: count it once. A row of the user
+    // alone (aud_user) names no role: never in the role list.
+    const both = seqs.filter(seq => role[countAbove(role, seq)] === seq).length
+    return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + alone() + seqs.length - both)
   }
 
   /** Another connection (a second process on this file) may have written: its commits change data_version. */
@@ -652,6 +658,54 @@ export class SqliteStore implements HistoryStore {
   }
 
   readonly split: SplitReads = this.#makeSplit()
+
+  // ---- a connecting session's reads (HistoryStore.connectState) in one statement ----
+
+  /** Prepared on first use, like the split reads. */
+  #connectStmt: Database.Statement | undefined
+
+  /**
+   * lastSeq, prunedThrough, the muted categories, the revocation cut, the read state and the
+   * user's own unread arms (walked above its read_upto) in one statement: each of the seven it
+   * replaces cost about as much as this one.
+   */
+  get #connect (): Database.Statement {
+    const above = (arm: string) => arm.replace(/([an])\.seq > @after/, '$1.seq > r.upto')
+    this.#connectStmt ??= this.#database.prepare(`WITH r AS (SELECT coalesce((SELECT seq FROM read_upto WHERE user_id = @userId), 0) AS upto)
+      SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'notifications') AS lastSeq,
+        (SELECT value FROM meta WHERE key = 'pruned_through') AS pruned,
+        r.upto AS upto,
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks,
+        (SELECT categories FROM muted_categories WHERE user_id = @userId) AS muted,
+        (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut,
+        (SELECT COUNT(*) FROM (${above(ARMS.userRow)} LIMIT +@cap)) AS alone,
+        (SELECT json_group_array(seq) FROM (${above(ARMS.user)} LIMIT +@cap)) AS own
+      FROM r`)
+    return this.#connectStmt
+  }
+
+  async connectState (user: User, categories: readonly string[], now: number): Promise<ConnectState> {
+    const json = JSON.stringify(categories)
+    const row = this.#connect.get({
+      userId: user.id, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP
+    }) as { lastSeq: number | null, pruned: string | null, upto: number, marks: number, muted: string | null, cut: number | null, alone: number, own: string }
+    const reader = { upto: row.upto, marks: row.marks === 1 }
+    let unread = 0
+    if (categories.length > 0) {
+      unread = reader.marks
+        // Rows above read_upto may be read: the ordinary count checks each against the marks.
+        ? await this.unreadCount(user, categories, now)
+        : this.#unreadWithoutMarks({ role: user.role, categories: json, now, upto: reader.upto }, () => JSON.parse(row.own) as number[], () => row.alone)
+    }
+    return {
+      lastSeq: row.lastSeq ?? 0,
+      prunedThrough: row.pruned === null ? 0 : Number(row.pruned),
+      muted: row.muted === null ? [] : JSON.parse(row.muted) as string[],
+      revokedThrough: row.cut ?? 0,
+      unread,
+      reader
+    }
+  }
 
   #makeSplit (): SplitReads {
     const store = this
