@@ -203,7 +203,7 @@ CREATE TABLE IF NOT EXISTS token_revocations (user_id TEXT PRIMARY KEY, cut INTE
 ` + AUDIENCE_SCHEMA + RETENTION_SCHEMA
 
 interface Row { seq: number, body: string, is_read: number }
-interface SplitStatements { reader: Database.Statement }
+interface SplitStatements { reader: Database.Statement, audience: Database.Statement }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
 interface AppendJob { items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }
 
@@ -522,9 +522,10 @@ export class SqliteStore implements HistoryStore {
    * the cache, only the user's own walked (`own`: its audience-table arm, `alone`: its in-row arm).
    */
   #unreadWithoutMarks (params: { role: string, categories: string, now: number, upto: number }, own: () => number[], alone: () => number): number {
-    const broadcasts = countAbove(this.#sharedArm('broadcast', params, true)!.seqs, params.upto)
+    this.#noteOtherWriters()
+    const broadcasts = countAbove(this.#sharedArm('broadcast', params, true, true)!.seqs, params.upto)
     if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
-    const role = this.#sharedArm('role', params, true)!.seqs
+    const role = this.#sharedArm('role', params, true, true)!.seqs
     const roles = countAbove(role, params.upto)
     // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
     if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
@@ -544,10 +545,13 @@ export class SqliteStore implements HistoryStore {
     this.#writes++
   }
 
-  /** The broadcast arm, or the arm of the user's role, from the cache; when it is absent or stale, read again if `fill`. */
-  #sharedArm (kind: 'broadcast' | 'role', params: { role: string, categories: string, now: number }, fill: boolean): SharedArm | undefined {
+  /**
+   * The broadcast arm, or the arm of the user's role, from the cache; when it is absent or stale, read again if `fill`.
+   * `noted`: the caller has just checked for other writers (in the same synchronous run).
+   */
+  #sharedArm (kind: 'broadcast' | 'role', params: { role: string, categories: string, now: number }, fill: boolean, noted = false): SharedArm | undefined {
     const s = this.#stmts
-    this.#noteOtherWriters()
+    if (!noted) this.#noteOtherWriters()
     const { role, categories, now } = params
     const key = kind === 'broadcast' ? `b ${categories}` : `r ${role} ${categories}`
     const cached = this.#shared.get(key)
@@ -649,10 +653,12 @@ export class SqliteStore implements HistoryStore {
   #splitStmts: SplitStatements | undefined
 
   get #split (): SplitStatements {
+    const page = (arm: string) => `(SELECT json_group_array(seq) FROM (${arm} ORDER BY 1 ASC LIMIT +@limit))`
     this.#splitStmts ??= {
       // Both of a reader's read state in one statement.
       reader: this.#database.prepare(`SELECT (SELECT seq FROM read_upto WHERE user_id = @userId) AS upto,
-        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`)
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`),
+      audience: this.#database.prepare(`SELECT ${page(ARMS.userRow)}, ${page(ARMS.user)}, ${page(ARMS.role)}`).raw()
     }
     return this.#splitStmts
   }
@@ -722,8 +728,12 @@ export class SqliteStore implements HistoryStore {
       // The broadcast arm reads neither the user nor its role; upto -1: every row unread.
       broadcastPage: async (categories, after, limit, now) =>
         this.#armRows([this.#stmts.pageAsc[0]!], everyone, categories, after, limit, now, -1),
-      audiencePage: async (user, categories, after, limit, now, upto) =>
-        this.#armRows(this.#stmts.pageAsc.slice(1), user, categories, after, limit, now, upto)
+      audiencePage: async (user, categories, after, limit, now, upto) => {
+        // The reader's three arms in one statement (each a scalar subquery, planned as on its own).
+        const bound = this.#armParams(user, categories, after, now, { limit })
+        const arms = this.#split.audience.get(bound) as string[]
+        return this.#rowsOf(arms.flatMap(json => JSON.parse(json) as number[]), user, limit, upto)
+      }
     }
   }
 
@@ -737,7 +747,11 @@ export class SqliteStore implements HistoryStore {
 
   #armRows (arms: Database.Statement[], user: User, categories: readonly string[], after: number, limit: number, now: number, upto: number): ClientNotification[] {
     const bound = this.#armParams(user, categories, after, now, { limit })
-    const seqs = arms.flatMap(stmt => stmt.all(bound) as number[])
+    return this.#rowsOf(arms.flatMap(stmt => stmt.all(bound) as number[]), user, limit, upto)
+  }
+
+  /** The first `limit` of the arms' `seqs` (disjoint, each ascending) as notifications, ascending. */
+  #rowsOf (seqs: number[], user: User, limit: number, upto: number): ClientNotification[] {
     if (seqs.length === 0) return []
     seqs.sort((a, b) => a - b)
     const rows = this.#stmts.rowsWithoutMarks.all({ userId: user.id, upto, seqs: JSON.stringify(seqs.slice(0, limit)) }) as Row[]
