@@ -480,6 +480,21 @@ export class NotificationManager implements NotificationService {
   }
 
   /**
+   * What a /ws handshake checks before the upgrade, in one store call where the store allows:
+   * whether a revocation refuses the token, and the user's muted categories.
+   */
+  async handshakeState (user: User, issuedAt: number | undefined): Promise<{ revoked: boolean, muted: string[] }> {
+    const store = this.store
+    if (store.connectState === undefined) {
+      const [revoked, muted] = await Promise.all([this.isRevoked(user.id, issuedAt), store.getMuted(user.id)])
+      return { revoked, muted }
+    }
+    // No categories: the unread arms are left out.
+    const state = await store.connectState(user, [], Date.now())
+    return { revoked: revokedBy(state.revokedThrough, issuedAt), muted: state.muted }
+  }
+
+  /**
    * What a session reads once registered, in one store call where the store allows (SQLite: one
    * statement): the last seq, the muted categories and revocation as stored now (the handshake's
    * may be stale), and the unread count with `muted` (the handshake's) left out.
