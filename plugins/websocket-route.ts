@@ -161,18 +161,19 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     const { token, subscriptions, muted, response } = verified.get(request)!
     const q = request.query
     const rawSocket = request.raw.socket
+    // Absent values as undefined rather than spread in: one object of one shape per connection.
     const session = new Session({
       manager,
       socket: new WsTransport(socket, rawSocket),
       user: token.user,
-      ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
-      ...(token.issuedAt !== undefined ? { issuedAt: token.issuedAt } : {}),
+      expiresAt: token.expiresAt,
+      issuedAt: token.issuedAt,
       subscriptions,
       muted,
       legacy: q.legacy === '1' || q.legacy === 'true',
-      ...(q.since !== undefined ? { since: q.since } : {}),
-      ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
-      ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
+      since: q.since,
+      epoch: q.epoch,
+      verifyToken: auth.verifyToken,
       log: app.log,
       reqId: request.id,
       release: () => { uncork(rawSocket) }

@@ -97,10 +97,13 @@ const isShared = new WeakSet<ReadonlySet<string>>()
 const MAX_SHARED_SETS = 256
 
 function sharedSubscriptions (categories: Iterable<string>): ReadonlySet<string> {
-  const set = new Set(categories)
-  const key = [...set].join('\n')
+  // Keyed by the list as given (the lists come without duplicates): a connection whose set is
+  // known builds none.
+  const list = Array.isArray(categories) ? categories as readonly string[] : [...categories]
+  const key = list.join('\n')
   const known = sharedSets.get(key)
   if (known !== undefined) return known
+  const set = new Set(list)
   if (sharedSets.size >= MAX_SHARED_SETS) sharedSets.clear()
   sharedSets.set(key, set)
   isShared.add(set)
@@ -283,7 +286,10 @@ export class Session implements Connection, Expiring {
         if (p.legacy) this.#write(p.frame)
         else this.deliver(p.seq, p.frame)
       }
-      this.#log.info({ ...this.#ids(), reqId, role: this.user.role, instance: manager.instance, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
+      // Every connect passes here: the line's object is built only when it is written.
+      if (this.#log.isLevelEnabled?.('info') !== false) {
+        this.#log.info({ ...this.#ids(), reqId, role: this.user.role, instance: manager.instance, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
+      }
     } catch (err) {
       this.#log.error({ ...this.#ids(), err }, 'connection start failed')
       this.close(CloseCode.internal, 'internal error')
@@ -670,7 +676,7 @@ export class Session implements Connection, Expiring {
 
   #reportClosed (code: number): void {
     const durationMs = Date.now() - this.openedAt
-    this.#log.info({
+    if (this.#log.isLevelEnabled?.('info') !== false) this.#log.info({
       ...this.#ids(),
       role: this.user.role,
       instance: this.#manager.instance,
