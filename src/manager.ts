@@ -485,12 +485,11 @@ export class NotificationManager implements NotificationService {
    */
   async handshakeState (user: User, issuedAt: number | undefined): Promise<{ revoked: boolean, muted: string[] }> {
     const store = this.store
-    if (store.connectState === undefined) {
+    if (store.handshakeState === undefined) {
       const [revoked, muted] = await Promise.all([this.isRevoked(user.id, issuedAt), store.getMuted(user.id)])
       return { revoked, muted }
     }
-    // No categories: the unread arms are left out.
-    const state = await store.connectState(user, [], Date.now())
+    const state = await store.handshakeState(user.id, Date.now())
     return { revoked: revokedBy(state.revokedThrough, issuedAt), muted: state.muted }
   }
 

@@ -10,7 +10,6 @@ import { configFromEnv } from '../server/config.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
-import type { User } from '../src/schemas.js'
 import { API_KEY, SECRET, build, connect, publish, type Client, type Harness } from './helper.js'
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -236,10 +235,9 @@ t.test('RACE, SQLite (the handshake reads revocation and muted in one statement)
   /** Mutes maintenance for alice the real way (stored, and a control message that finds no socket yet) right after her handshake read. */
   class MutingStore extends SqliteStore {
     mute: (() => Promise<unknown>) | undefined
-    override async connectState (user: User, categories: readonly string[], now: number) {
-      const state = await super.connectState(user, categories, now)
-      // No categories: the handshake's read (the one after registration asks for the unread count).
-      if (categories.length === 0 && user.id === 'alice') await this.mute?.()
+    override async handshakeState (userId: string, now: number) {
+      const state = await super.handshakeState(userId, now)
+      if (userId === 'alice') await this.mute?.()
       return state
     }
   }

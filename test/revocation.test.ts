@@ -14,7 +14,6 @@ import { NotificationManager } from '../src/manager.js'
 import { createTokenVerifier, signToken } from '../src/tokens.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
-import type { User } from '../src/schemas.js'
 import { API_KEY, SECRET, build, connect, refusedUpgrade, within, type Client, type Harness } from './helper.js'
 import { buildSio, refused } from './socketio-helper.js'
 
@@ -235,10 +234,9 @@ t.test('RACE, SQLite (the handshake reads revocation and muted in one statement)
   /** Revokes alice's tokens the real way (stored, and a control message that finds no socket yet) right after her handshake read. */
   class RevokingStore extends SqliteStore {
     revoke: (() => Promise<unknown>) | undefined
-    override async connectState (user: User, categories: readonly string[], now: number) {
-      const state = await super.connectState(user, categories, now)
-      // No categories: the handshake's read (the one after registration asks for the unread count).
-      if (categories.length === 0 && user.id === 'alice') await this.revoke?.()
+    override async handshakeState (userId: string, now: number) {
+      const state = await super.handshakeState(userId, now)
+      if (userId === 'alice') await this.revoke?.()
       return state
     }
   }

@@ -156,7 +156,7 @@ async function separateReads (store: SqliteStore, user: User, categories: readon
   }
 }
 
-t.test('SqliteStore: connectState answers what the separate reads answer (muted, revoked, pruned, read marks)', async t => {
+t.test('SqliteStore: connectState and handshakeState answer what the separate reads answer (muted, revoked, pruned, read marks)', async t => {
   const store = await open(t, tempFile(), 5)
   const now = Date.now()
   const before = await store.connectState(alice, CATEGORIES, now)
@@ -178,6 +178,7 @@ t.test('SqliteStore: connectState answers what the separate reads answer (muted,
     for (const categories of [CATEGORIES, ['system'], []]) {
       t.same(await store.connectState(user, categories, now), await separateReads(store, user, categories, now), `${user.id}, ${categories.join(',') || 'no categories'}`)
     }
+    t.same(await store.handshakeState(user.id, now), { muted: await store.getMuted(user.id), revokedThrough: await store.revokedThrough(user.id, now) }, `${user.id}: handshake state`)
   }
   const state = await store.connectState(alice, CATEGORIES, now)
   t.equal(state.prunedThrough, 2, 'retention (5 rows kept) pruned through seq 2')

@@ -91,7 +91,12 @@ export interface HistoryStore {
    * instead of seven). The manager falls back to the separate reads without it.
    */
   connectState? (user: User, categories: readonly string[], now: number): Promise<ConnectState>
+  /** Optional: what a WebSocket handshake checks, at once (one statement in SQLite instead of two). */
+  handshakeState? (userId: string, now: number): Promise<HandshakeState>
 }
+
+/** getMuted(userId) and revokedThrough(userId, now). */
+export type HandshakeState = Pick<ConnectState, 'muted' | 'revokedThrough'>
 
 /** What a connecting session reads once registered: each field as the method of the same name would answer. */
 export interface ConnectState {

@@ -7,7 +7,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type ConnectState, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type ConnectState, type HandshakeState, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
 // Schema 2: entitlement by index instead of json_each on every row.
 // A notification with an audience has one row here per named user (kind 0) and
@@ -667,16 +667,25 @@ export class SqliteStore implements HistoryStore {
 
   // ---- a connecting session's reads (HistoryStore.connectState) in one statement ----
 
-  /** Prepared on first use, like the split reads: with the user's unread arms, and without (no categories: the handshake). */
+  /** Prepared on first use, like the split reads. */
   #connectStmt: Database.Statement | undefined
-  #connectLeanStmt: Database.Statement | undefined
+  #handshakeStmt: Database.Statement | undefined
+
+  /** The revocation cut and the muted categories in one statement. */
+  async handshakeState (userId: string, now: number): Promise<HandshakeState> {
+    this.#handshakeStmt ??= this.#database.prepare(`SELECT
+      (SELECT categories FROM muted_categories WHERE user_id = @userId) AS muted,
+      (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut`)
+    const row = this.#handshakeStmt.get({ userId, now }) as { muted: string | null, cut: number | null }
+    return { muted: row.muted === null ? [] : JSON.parse(row.muted) as string[], revokedThrough: row.cut ?? 0 }
+  }
 
   /**
    * lastSeq, prunedThrough, the muted categories, the revocation cut, the read state and the
    * user's own unread arms (walked above its read_upto) in one statement: each of the seven it
    * replaces cost about as much as this one.
    */
-  #connectStatement (arms: boolean): Database.Statement {
+  #connectStatement (): Database.Statement {
     const above = (arm: string) => arm.replace(/([an])\.seq > @after/, '$1.seq > r.upto')
     return this.#database.prepare(`WITH r AS (SELECT coalesce((SELECT seq FROM read_upto WHERE user_id = @userId), 0) AS upto)
       SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'notifications') AS lastSeq,
@@ -684,28 +693,19 @@ export class SqliteStore implements HistoryStore {
         r.upto AS upto,
         EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks,
         (SELECT categories FROM muted_categories WHERE user_id = @userId) AS muted,
-        (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut
-        ${arms
-          ? `, (SELECT COUNT(*) FROM (${above(ARMS.userRow)} LIMIT +@cap)) AS alone,
-            (SELECT json_group_array(seq) FROM (${above(ARMS.user)} LIMIT +@cap)) AS own`
-          : ''}
+        (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut,
+        (SELECT COUNT(*) FROM (${above(ARMS.userRow)} LIMIT +@cap)) AS alone,
+        (SELECT json_group_array(seq) FROM (${above(ARMS.user)} LIMIT +@cap)) AS own
       FROM r`)
   }
 
   async connectState (user: User, categories: readonly string[], now: number): Promise<ConnectState> {
     type Row = { lastSeq: number | null, pruned: string | null, upto: number, marks: number, muted: string | null, cut: number | null, alone: number, own: string }
-    let row: Row
-    let json = ''
-    if (categories.length === 0) {
-      this.#connectLeanStmt ??= this.#connectStatement(false)
-      row = this.#connectLeanStmt.get({ userId: user.id, now }) as Row
-    } else {
-      this.#connectStmt ??= this.#connectStatement(true)
-      json = JSON.stringify(categories)
-      row = this.#connectStmt.get({
-        userId: user.id, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP
-      }) as Row
-    }
+    this.#connectStmt ??= this.#connectStatement()
+    const json = JSON.stringify(categories)
+    const row = this.#connectStmt.get({
+      userId: user.id, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP
+    }) as Row
     const reader = { upto: row.upto, marks: row.marks === 1 }
     let unread = 0
     if (categories.length > 0) {
