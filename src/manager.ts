@@ -24,11 +24,11 @@ import { DEFAULT_LOCKED_CATEGORIES, checkMuted } from './preferences.js'
 import { LocalPresence, type ClusterSizes, type Presence, type PresenceEntry } from './presence/presence.js'
 import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
-import { SharedReads, type ReplayItem } from './shared-reads.js'
+import { SharedReads, type KnownReads, type ReplayItem } from './shared-reads.js'
 import {
   MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
 } from './schemas.js'
-import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore } from './stores/history-store.js'
+import { UNREAD_COUNT_CAP, isExpired, toClient, type Draft, type HistoryStore, type ReplayRequest } from './stores/history-store.js'
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './tokens.js'
 
 if (!FormatRegistry.Has('date-time')) {
@@ -170,7 +170,7 @@ export interface ConnectReads {
   revoked: boolean
   /** Read along when the store reads all of it at once: resumeStatus and replayPage need not read them again. */
   prunedThrough?: number
-  reader?: { upto: number, marks: boolean }
+  known?: KnownReads
 }
 
 export class NotificationManager implements NotificationService {
@@ -462,9 +462,9 @@ export class NotificationManager implements NotificationService {
   }
 
   /** Entitled notifications after `after`, oldest first, in the given categories, as frames (resume). */
-  async replayPage (user: User, categories: readonly string[], after: number, limit: number, reader?: ConnectReads['reader']): Promise<ReplayItem[]> {
+  async replayPage (user: User, categories: readonly string[], after: number, limit: number, known?: KnownReads): Promise<ReplayItem[]> {
     const now = Date.now()
-    const items = await this.#shared?.page(user, categories, after, limit, now, reader)
+    const items = await this.#shared?.page(user, categories, after, limit, now, known)
     if (items !== undefined) return items
     const rows = await this.store.query({ user, categories, after, order: 'asc', limit, now })
     return rows.map(n => ({ seq: n.seq, frame: { text: notificationFrame(n) } }))
@@ -498,7 +498,7 @@ export class NotificationManager implements NotificationService {
    * statement): the last seq, the muted categories and revocation as stored now (the handshake's
    * may be stale), and the unread count with `muted` (the handshake's) left out.
    */
-  async connectState (user: User, muted: readonly string[], issuedAt: number | undefined): Promise<ConnectReads> {
+  async connectState (user: User, muted: readonly string[], issuedAt: number | undefined, replay?: ReplayRequest): Promise<ConnectReads> {
     const now = Date.now()
     const store = this.store
     if (store.connectState === undefined) {
@@ -507,14 +507,15 @@ export class NotificationManager implements NotificationService {
       ])
       return { lastSeq, unread, muted: stored, revoked }
     }
-    const state = await store.connectState(user, this.#unmuted(user, muted), now)
+    // The first replay page's own rows are read along only where the page shares its reads.
+    const state = await store.connectState(user, this.#unmuted(user, muted), now, this.#shared === undefined ? undefined : replay)
     return {
       lastSeq: state.lastSeq,
       unread: Math.min(UNREAD_COUNT_CAP, state.unread),
       muted: state.muted,
       revoked: revokedBy(state.revokedThrough, issuedAt),
       prunedThrough: state.prunedThrough,
-      reader: state.reader
+      known: { reader: state.reader, writes: state.writes, audience: state.audience, replay }
     }
   }
 

@@ -246,7 +246,10 @@ export class Session implements Connection, Expiring {
     try {
       // The muted categories and the revocation are read again once registered: a change stored
       // before registration sent its control message too early for us.
-      const state = await manager.connectState(this.user, this.#muted === NOTHING_MUTED ? [] : [...this.#muted], this.#start?.issuedAt)
+      const since = this.#start?.since
+      // A resume's first page of its own rows is read along (where the store can).
+      const replay = since === undefined ? undefined : { categories: [...this.subscriptions], after: since, limit: REPLAY_PAGE }
+      const state = await manager.connectState(this.user, this.#muted === NOTHING_MUTED ? [] : [...this.#muted], this.#start?.issuedAt, replay)
       if (this.#closed) return
       if (state.revoked) {
         // A revocation between the handshake's check and registration found no connection to close: close it here.
@@ -260,7 +263,7 @@ export class Session implements Connection, Expiring {
         unread = await manager.unread(this.user, state.muted)
         if (this.#closed) return
       }
-      const { since, epoch, reqId } = this.#start ?? {}
+      const { epoch, reqId } = this.#start ?? {}
       // A resume reads where it stands and its first page before writing anything, so that
       // `connected`, the page and `replayed` are written in one synchronous run (one write).
       const resume = since === undefined ? undefined : await this.#firstPage(since, epoch, state)
@@ -313,7 +316,8 @@ export class Session implements Connection, Expiring {
   async #firstPage (since: number, epoch: string | undefined, state: ConnectReads): Promise<{ status: ResumeStatus, categories: string[], page: ReplayItem[] }> {
     const status = await this.#manager.resumeStatus(since, epoch, state.lastSeq, state.prunedThrough)
     const categories = [...this.subscriptions]
-    const page = status.replay && categories.length > 0 ? await this.#manager.replayPage(this.user, categories, since, REPLAY_PAGE, state.reader) : []
+    // The page read along is for the subscriptions at that time: replayPage checks it is the one asked for.
+    const page = status.replay && categories.length > 0 ? await this.#manager.replayPage(this.user, categories, since, REPLAY_PAGE, state.known) : []
     return { status, categories, page }
   }
 

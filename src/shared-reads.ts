@@ -25,8 +25,16 @@ interface SharedRow {
 
 interface PageEntry { rows: SharedRow[], until: number }
 
-/** A reader's read state (SplitReads.reader). */
-type Reader = Awaited<ReturnType<SplitReads['reader']>>
+/**
+ * What the caller has just read for this reader (a connecting session, along with its connect
+ * state): its read state, the store's write count then, and its own rows of the page `replay` names.
+ */
+export interface KnownReads {
+  reader: Awaited<ReturnType<SplitReads['reader']>>
+  writes?: number | undefined
+  audience?: ClientNotification[] | undefined
+  replay?: { categories: readonly string[], after: number, limit: number } | undefined
+}
 
 /** Entries, and rows in page entries, kept between two writes; past either the cache starts over (many distinct cursors: little is shared anyway). */
 const MAX_ENTRIES = 1000
@@ -45,13 +53,13 @@ export class SharedReads {
   }
 
   /** Entitled rows after `after`, ascending, as frames; undefined when this reader needs the ordinary query. */
-  /** `reader`: the reader's read state, when the caller has just read it (a connecting session has). */
-  async page (user: User, categories: readonly string[], after: number, limit: number, now: number, known?: Reader): Promise<ReplayItem[] | undefined> {
+  /** `known`: what the caller has just read for this reader (a connecting session has). */
+  async page (user: User, categories: readonly string[], after: number, limit: number, now: number, known?: KnownReads): Promise<ReplayItem[] | undefined> {
     const split = this.#split
-    const reader = known ?? await split.reader(user.id)
+    const reader = known?.reader ?? await split.reader(user.id)
     if (reader.marks) return undefined
     const key = `${categoryKey(categories)}|${after}|${limit}`
-    const writes = split.writes
+    const writes = known?.writes ?? split.writes
     let entry = this.#current(this.#pages, key, writes, now)
     if (entry === undefined) {
       const rows = (await split.broadcastPage(categories, after, limit, now)).map(shared)
@@ -61,7 +69,9 @@ export class SharedReads {
       entry = { rows, until }
       this.#keep(this.#pages, key, entry, writes)
     }
-    const own = await split.audiencePage(user, categories, after, limit, now, reader.upto)
+    const own = known?.audience !== undefined && sameRequest(known.replay, categories, after, limit)
+      ? known.audience
+      : await split.audiencePage(user, categories, after, limit, now, reader.upto)
     return merge(entry.rows, own, reader.upto, limit)
   }
 
@@ -89,6 +99,12 @@ export class SharedReads {
     this.#pages.clear()
     this.#rows = 0
   }
+}
+
+/** Whether the page read along is this one (the same categories in the same order, cursor and size). */
+function sameRequest (replay: KnownReads['replay'], categories: readonly string[], after: number, limit: number): boolean {
+  return replay !== undefined && replay.after === after && replay.limit === limit &&
+    replay.categories.length === categories.length && replay.categories.every((c, i) => c === categories[i])
 }
 
 function categoryKey (categories: readonly string[]): string {

@@ -7,7 +7,7 @@ import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type ConnectState, type HandshakeState, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type ConnectState, type HandshakeState, type ReplayRequest, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
 // Schema 2: entitlement by index instead of json_each on every row.
 // A notification with an audience has one row here per named user (kind 0) and
@@ -521,8 +521,8 @@ export class SqliteStore implements HistoryStore {
    * Unread is everything above read_upto for a reader without marks: the shared arms counted from
    * the cache, only the user's own walked (`own`: its audience-table arm, `alone`: its in-row arm).
    */
-  #unreadWithoutMarks (params: { role: string, categories: string, now: number, upto: number }, own: () => number[], alone: () => number): number {
-    this.#noteOtherWriters()
+  #unreadWithoutMarks (params: { role: string, categories: string, now: number, upto: number }, own: () => number[], alone: () => number, noted = false): number {
+    if (!noted) this.#noteOtherWriters()
     const broadcasts = countAbove(this.#sharedArm('broadcast', params, true, true)!.seqs, params.upto)
     if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
     const role = this.#sharedArm('role', params, true, true)!.seqs
@@ -537,8 +537,8 @@ export class SqliteStore implements HistoryStore {
   }
 
   /** Another connection (a second process on this file) may have written: its commits change data_version. */
-  #noteOtherWriters (): void {
-    const version = this.#stmts.dataVersion.get() as number
+  #noteOtherWriters (read?: number): void {
+    const version = read ?? this.#stmts.dataVersion.get() as number
     if (version === this.#dataVersion) return
     this.#dataVersion = version
     this.#shared.clear()
@@ -669,6 +669,7 @@ export class SqliteStore implements HistoryStore {
 
   /** Prepared on first use, like the split reads. */
   #connectStmt: Database.Statement | undefined
+  #connectReplayStmt: Database.Statement | undefined
   #handshakeStmt: Database.Statement | undefined
 
   /** The revocation cut and the muted categories in one statement. */
@@ -685,10 +686,14 @@ export class SqliteStore implements HistoryStore {
    * user's own unread arms (walked above its read_upto) in one statement: each of the seven it
    * replaces cost about as much as this one.
    */
-  #connectStatement (): Database.Statement {
+  #connectStatement (replay: boolean): Database.Statement {
     const above = (arm: string) => arm.replace(/([an])\.seq > @after/, '$1.seq > r.upto')
+    // The replay's page in its own categories after its own cursor (the arms of audiencePage).
+    const page = (arm: string) => `(SELECT json_group_array(seq) FROM (${arm.replaceAll('@categories', '@pageCategories')} ORDER BY 1 ASC LIMIT +@limit))`
     return this.#database.prepare(`WITH r AS (SELECT coalesce((SELECT seq FROM read_upto WHERE user_id = @userId), 0) AS upto)
-      SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'notifications') AS lastSeq,
+      SELECT (SELECT data_version FROM pragma_data_version()) AS version,
+        ${replay ? `${page(ARMS.userRow)} AS pageRow, ${page(ARMS.user)} AS pageUser, ${page(ARMS.role)} AS pageRole,` : ''}
+        (SELECT seq FROM sqlite_sequence WHERE name = 'notifications') AS lastSeq,
         (SELECT value FROM meta WHERE key = 'pruned_through') AS pruned,
         r.upto AS upto,
         EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks,
@@ -699,29 +704,44 @@ export class SqliteStore implements HistoryStore {
       FROM r`)
   }
 
-  async connectState (user: User, categories: readonly string[], now: number): Promise<ConnectState> {
-    type Row = { lastSeq: number | null, pruned: string | null, upto: number, marks: number, muted: string | null, cut: number | null, alone: number, own: string }
-    this.#connectStmt ??= this.#connectStatement()
+  async connectState (user: User, categories: readonly string[], now: number, replay?: ReplayRequest): Promise<ConnectState> {
+    type Row = {
+      version: number, lastSeq: number | null, pruned: string | null, upto: number, marks: number, muted: string | null, cut: number | null,
+      alone: number, own: string, pageRow?: string, pageUser?: string, pageRole?: string
+    }
+    const stmt = replay === undefined
+      ? this.#connectStmt ??= this.#connectStatement(false)
+      : this.#connectReplayStmt ??= this.#connectStatement(true)
     const json = JSON.stringify(categories)
-    const row = this.#connectStmt.get({
-      userId: user.id, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP
+    const row = stmt.get({
+      userId: user.id, role: user.role, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP,
+      ...(replay === undefined ? {} : { pageCategories: JSON.stringify(replay.categories), after: replay.after, limit: replay.limit })
     }) as Row
+    // The statement read data_version too: this is the check for other writers.
+    this.#noteOtherWriters(row.version)
     const reader = { upto: row.upto, marks: row.marks === 1 }
     let unread = 0
     if (categories.length > 0) {
       unread = reader.marks
         // Rows above read_upto may be read: the ordinary count checks each against the marks.
         ? await this.unreadCount(user, categories, now)
-        : this.#unreadWithoutMarks({ role: user.role, categories: json, now, upto: reader.upto }, () => JSON.parse(row.own) as number[], () => row.alone)
+        : this.#unreadWithoutMarks({ role: user.role, categories: json, now, upto: reader.upto }, () => JSON.parse(row.own) as number[], () => row.alone, true)
     }
-    return {
+    const state: ConnectState = {
       lastSeq: row.lastSeq ?? 0,
       prunedThrough: row.pruned === null ? 0 : Number(row.pruned),
       muted: row.muted === null ? [] : JSON.parse(row.muted) as string[],
       revokedThrough: row.cut ?? 0,
       unread,
-      reader
+      reader,
+      writes: this.#writes
     }
+    // The page is a reader's without marks (SplitReads.audiencePage); one with marks takes the ordinary query.
+    if (replay !== undefined && !reader.marks) {
+      const seqs = [row.pageRow!, row.pageUser!, row.pageRole!].flatMap(list => JSON.parse(list) as number[])
+      state.audience = this.#rowsOf(seqs, user, replay.limit, reader.upto)
+    }
+    return state
   }
 
   #makeSplit (): SplitReads {
