@@ -665,7 +665,9 @@ export class SqliteStore implements HistoryStore {
 
   readonly split: SplitReads = this.#makeSplit()
 
-  // ---- a connecting session's reads (HistoryStore.connectState) in one statement ----
+  // ---- a connecting client's reads (HistoryStore.handshakeState, connectState), one statement each ----
+  // Each statement outside a transaction is a read transaction of its own: in WAL mode two fcntl
+  // calls on the -shm file besides its work, so the reads a connect needs are made one statement.
 
   /** Prepared on first use, like the split reads. */
   #connectStmt: Database.Statement | undefined
@@ -682,9 +684,9 @@ export class SqliteStore implements HistoryStore {
   }
 
   /**
-   * lastSeq, prunedThrough, the muted categories, the revocation cut, the read state and the
-   * user's own unread arms (walked above its read_upto) in one statement: each of the seven it
-   * replaces cost about as much as this one.
+   * lastSeq, prunedThrough, the muted categories, the revocation cut, the read state, the user's
+   * own unread arms (walked above its read_upto), data_version and, for a resume, its first page's
+   * own arms: the reads of up to eleven statements, each scalar subquery planned as on its own.
    */
   #connectStatement (replay: boolean): Database.Statement {
     const above = (arm: string) => arm.replace(/([an])\.seq > @after/, '$1.seq > r.upto')
