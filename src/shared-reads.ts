@@ -107,8 +107,9 @@ function sameRequest (replay: KnownReads['replay'], categories: readonly string[
     replay.categories.length === categories.length && replay.categories.every((c, i) => c === categories[i])
 }
 
+/** The categories as given, not sorted: connections with the same subscriptions share one set, in one order (src/session.ts). */
 function categoryKey (categories: readonly string[]): string {
-  return [...categories].sort().join(',')
+  return categories.join(',')
 }
 
 function shared (n: ClientNotification): SharedRow {
