@@ -52,6 +52,11 @@ export class ApiKeys {
   }
 }
 
+/** What every door answers a token that a revocation refuses. */
+export function revokedError (): Error {
+  return new InvalidTokenError('access revoked: get a new token')
+}
+
 export class Auth {
   readonly verifyToken: TokenVerifier | undefined
   readonly #authenticate: AuthenticateFn | undefined
@@ -90,6 +95,16 @@ export class Auth {
 
   /** The user behind a request; `queryToken` is the ?token= fallback that browsers need for WebSockets. */
   async user (request: FastifyRequest, queryToken?: string): Promise<VerifiedToken> {
+    const verified = await this.unrevokedUser(request, queryToken)
+    await this.#assertNotRevoked(verified)
+    return verified
+  }
+
+  /**
+   * user() without the revocation check, for a caller that reads the revocation along with other
+   * state (the /ws handshake) and refuses with revokedError() itself.
+   */
+  async unrevokedUser (request: FastifyRequest, queryToken?: string): Promise<VerifiedToken> {
     let verified: VerifiedToken
     if (this.#authenticate) {
       const result = await this.#authenticate(request)
@@ -105,29 +120,31 @@ export class Auth {
       if (header !== undefined && queryToken !== undefined && queryToken !== header) {
         throw new BadRequestError('Ambiguous credentials: the Authorization header and ?token= carry different tokens; send one')
       }
-      return this.userFromToken(header ?? queryToken)
+      return this.#userFromToken(header ?? queryToken)
     }
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
-    await this.#assertNotRevoked(verified)
     return verified
   }
 
   /** The user behind a bare token (also the Socket.IO handshake, which has no Fastify request). */
   async userFromToken (token: string | undefined): Promise<VerifiedToken> {
+    const verified = await this.#userFromToken(token)
+    await this.#assertNotRevoked(verified)
+    return verified
+  }
+
+  async #userFromToken (token: string | undefined): Promise<VerifiedToken> {
     if (token === undefined || token === '') throw new MissingCredentialsError()
     if (this.isApiKey(token)) throw new ForbiddenError('An API key is not a user: this needs a user token (JWT)')
     if (!JWT_SHAPE.test(token)) throw new InvalidTokenError('not a JWT (header.payload.signature)')
     const verified = await this.#verify(token)
     if (!this.#policy.hasRole(verified.user.role)) throw new UnknownRoleError(verified.user.role)
-    await this.#assertNotRevoked(verified)
     return verified
   }
 
   /** Every door (REST, /ws, Socket.IO) refuses a token issued before a revocation of its user. */
   async #assertNotRevoked (verified: VerifiedToken): Promise<void> {
-    if (this.#isRevoked && await this.#isRevoked(verified.user.id, verified.issuedAt)) {
-      throw new InvalidTokenError('access revoked: get a new token')
-    }
+    if (this.#isRevoked && await this.#isRevoked(verified.user.id, verified.issuedAt)) throw revokedError()
   }
 
   async #verify (token: string): Promise<VerifiedToken> {

@@ -10,7 +10,7 @@ import type { NotificationManager } from '../src/manager.js'
 import { WsQuery } from '../src/schemas.js'
 import { CLOSE_GRACE_MS, Session } from '../src/session.js'
 import type { VerifiedToken } from '../src/tokens.js'
-import type { Auth } from './auth.js'
+import { revokedError, type Auth } from './auth.js'
 import { WsTransport } from './ws-transport.js'
 import { ErrorResponse } from './rest-schemas.js'
 
@@ -133,38 +133,47 @@ export async function websocketRoute (app: FastifyInstance, opts: WebsocketRoute
     preValidation: async (request) => {
       // Shutting down: refuse new sessions even on a keep-alive connection that is still open.
       if (!manager.accepting) throw new UnavailableError('The notification service is shutting down')
-      const token = await auth.user(request, (request.query as { token?: string }).token)
-      verified.set(request, { token, subscriptions: [], muted: [] })
+      const token = await auth.unrevokedUser(request, (request.query as { token?: string }).token)
+      // The revocation and the muted categories in one read (muted ones are left out even when categories= names them).
+      const { revoked, muted } = await manager.handshakeState(token.user, token.issuedAt)
+      if (revoked) throw revokedError()
+      verified.set(request, { token, subscriptions: [], muted })
     },
-    preHandler: async (request, reply) => {
+    // Synchronous (a callback, not a promise): nothing here waits.
+    preHandler: (request, reply, done) => {
       const state = verified.get(request)!
       // The upgrade's ServerResponse, which the socket still points at until released.
       state.response = reply.raw
-      const requested = request.query.categories?.split(',').map(s => s.trim()).filter(s => s !== '')
-      state.subscriptions = manager.categoriesFor(state.token.user, requested)
-      manager.assertCanConnect(state.token.user)
-      // Muted categories are left out even when categories= names them.
-      state.muted = await manager.store.getMuted(state.token.user.id)
+      try {
+        const requested = request.query.categories?.split(',').map(s => s.trim()).filter(s => s !== '')
+        state.subscriptions = manager.categoriesFor(state.token.user, requested)
+        manager.assertCanConnect(state.token.user)
+      } catch (err) {
+        done(err as Error)
+        return
+      }
       // Accepted: the upgrade response is held with `connected` and the replay, to leave in one write
       // (the session releases it; a refused handshake's socket.end() writes it out anyway).
       if (request.ws) cork(request.raw.socket)
+      done()
     }
   }, (socket, request) => {
     const { token, subscriptions, muted, response } = verified.get(request)!
     const q = request.query
     const rawSocket = request.raw.socket
+    // Absent values as undefined rather than spread in: one object of one shape per connection.
     const session = new Session({
       manager,
       socket: new WsTransport(socket, rawSocket),
       user: token.user,
-      ...(token.expiresAt !== undefined ? { expiresAt: token.expiresAt } : {}),
-      ...(token.issuedAt !== undefined ? { issuedAt: token.issuedAt } : {}),
+      expiresAt: token.expiresAt,
+      issuedAt: token.issuedAt,
       subscriptions,
       muted,
       legacy: q.legacy === '1' || q.legacy === 'true',
-      ...(q.since !== undefined ? { since: q.since } : {}),
-      ...(q.epoch !== undefined ? { epoch: q.epoch } : {}),
-      ...(auth.verifyToken ? { verifyToken: auth.verifyToken } : {}),
+      since: q.since,
+      epoch: q.epoch,
+      verifyToken: auth.verifyToken,
       log: app.log,
       reqId: request.id,
       release: () => { uncork(rawSocket) }

@@ -11,4 +11,6 @@ export interface Logger {
   warn: LogFn
   error: LogFn
   child (bindings: Record<string, unknown>): Logger
+  /** pino's: lets a hot path skip building a line's object when its level is off (absent: always build it). */
+  isLevelEnabled? (level: string): boolean
 }

@@ -25,11 +25,11 @@ import { DEFAULT_LOCKED_CATEGORIES, checkMuted } from './preferences.js'
 import { LocalPresence, type ClusterSizes, type Presence, type PresenceEntry } from './presence/presence.js'
 import { legacyFrame, notificationFrame, unreadFrame, type SharedFrame } from './protocol.js'
 import { ConnectionRegistry, type Connection, type RegistrySizes } from './registry.js'
-import { SharedReads, type ReplayItem } from './shared-reads.js'
+import { SharedReads, type KnownReads, type ReplayItem } from './shared-reads.js'
 import {
   MAX_DATA_BYTES, MAX_DATA_DEPTH, PublishInput, type ClientNotification, type DryRunResult, type Preferences, type StoredNotification, type User
 } from './schemas.js'
-import { UNREAD_COUNT_CAP, isExpired, type Draft, type HistoryStore } from './stores/history-store.js'
+import { UNREAD_COUNT_CAP, isExpired, type Draft, type HistoryStore, type ReplayRequest } from './stores/history-store.js'
 import { DEFAULT_MAX_TOKEN_AGE_SECONDS } from './tokens.js'
 
 if (!FormatRegistry.Has('date-time')) {
@@ -154,6 +154,25 @@ type PreferencesControl = { type: 'preferences', userId: string, muted: string[]
 type DisconnectControl = { type: 'disconnect', userId: string }
 
 export const REVOKED_REASON = 'access revoked: get a new token'
+
+/** Whether a revocation cut (epoch seconds, 0: none) refuses a token issued at `issuedAt` (epoch ms; a token without iat is refused). */
+function revokedBy (cut: number, issuedAt: number | undefined): boolean {
+  if (cut === 0) return false
+  // The cut is in whole seconds, as iat is.
+  return issuedAt === undefined || Math.floor(issuedAt / 1000) <= cut
+}
+
+/** What a registered session reads before `connected` (NotificationManager.connectState). */
+export interface ConnectReads {
+  lastSeq: number
+  unread: number
+  /** The user's muted categories as stored now. */
+  muted: string[]
+  revoked: boolean
+  /** Read along when the store reads all of it at once: resumeStatus and replayPage need not read them again. */
+  prunedThrough?: number
+  known?: KnownReads
+}
 
 export class NotificationManager implements NotificationService {
   readonly store: HistoryStore
@@ -459,27 +478,74 @@ export class NotificationManager implements NotificationService {
   }
 
   /** Entitled notifications after `after`, oldest first, in the given categories, as frames (resume). */
-  async replayPage (user: User, categories: readonly string[], after: number, limit: number): Promise<ReplayItem[]> {
+  async replayPage (user: User, categories: readonly string[], after: number, limit: number, known?: KnownReads): Promise<ReplayItem[]> {
     const now = Date.now()
-    const items = await this.#shared?.page(user, categories, after, limit, now)
+    const items = await this.#shared?.page(user, categories, after, limit, now, known)
     if (items !== undefined) return items
     const rows = await this.store.query({ user, categories, after, order: 'asc', limit, now })
     return rows.map(n => ({ seq: n.seq, frame: { text: notificationFrame(n) } }))
   }
 
-  /** `lastSeq`: the store's, when the caller has just read it (a connecting session has). */
-  async resumeStatus (since: number, epoch?: string, lastSeq?: number): Promise<ResumeStatus> {
+  /** `lastSeq`, `prunedThrough`: the store's, when the caller has just read them (a connecting session has). */
+  async resumeStatus (since: number, epoch?: string, lastSeq?: number, prunedThrough?: number): Promise<ResumeStatus> {
     // The epoch is compared after the last seq is read: a shared store (Redis) refreshes it with that read.
-    const [last, pruned] = await Promise.all([lastSeq ?? this.store.lastSeq(), this.store.prunedThrough()])
+    const [last, pruned] = await Promise.all([lastSeq ?? this.store.lastSeq(), prunedThrough ?? this.store.prunedThrough()])
     if (epoch !== undefined && epoch !== this.store.epoch) return { complete: false, replay: false }
     if (since > last) return { complete: false, replay: false }
     return { complete: since >= pruned, replay: true }
   }
 
+  /**
+   * What a /ws handshake checks before the upgrade, in one store call where the store allows:
+   * whether a revocation refuses the token, and the user's muted categories.
+   */
+  async handshakeState (user: User, issuedAt: number | undefined): Promise<{ revoked: boolean, muted: string[] }> {
+    const store = this.store
+    if (store.handshakeState === undefined) {
+      const [revoked, muted] = await Promise.all([this.isRevoked(user.id, issuedAt), store.getMuted(user.id)])
+      return { revoked, muted }
+    }
+    const state = await store.handshakeState(user.id, Date.now())
+    return { revoked: revokedBy(state.revokedThrough, issuedAt), muted: state.muted }
+  }
+
+  /**
+   * What a session reads once registered, in one store call where the store allows (SQLite: one
+   * statement): the last seq, the muted categories and revocation as stored now (the handshake's
+   * may be stale), and the unread count with `muted` (the handshake's) left out.
+   */
+  async connectState (user: User, muted: readonly string[], issuedAt: number | undefined, replay?: ReplayRequest): Promise<ConnectReads> {
+    const now = Date.now()
+    const store = this.store
+    if (store.connectState === undefined) {
+      const [lastSeq, unread, stored, revoked] = await Promise.all([
+        store.lastSeq(), this.unread(user, muted), store.getMuted(user.id), this.isRevoked(user.id, issuedAt)
+      ])
+      return { lastSeq, unread, muted: stored, revoked }
+    }
+    // The first replay page's own rows are read along only where the page shares its reads.
+    const state = await store.connectState(user, this.#unmuted(user, muted), now, this.#shared === undefined ? undefined : replay)
+    return {
+      lastSeq: state.lastSeq,
+      unread: Math.min(UNREAD_COUNT_CAP, state.unread),
+      muted: state.muted,
+      revoked: revokedBy(state.revokedThrough, issuedAt),
+      prunedThrough: state.prunedThrough,
+      known: { reader: state.reader, writes: state.writes, audience: state.audience, replay }
+    }
+  }
+
+  /** The categories the user's role sees, less `muted`. */
+  #unmuted (user: User, muted: readonly string[]): string[] {
+    const visible = this.policy.visibleTo(user.role)
+    if (muted.length === 0) return visible
+    const leftOut = new Set(muted)
+    return visible.filter(c => !leftOut.has(c))
+  }
+
   /** Unread entitled notifications, muted categories left out (`muted`: the user's, when the caller holds them). */
   async unread (user: User, muted?: readonly string[]): Promise<number> {
-    const leftOut = new Set(muted ?? await this.store.getMuted(user.id))
-    const categories = this.policy.visibleTo(user.role).filter(c => !leftOut.has(c))
+    const categories = this.#unmuted(user, muted ?? await this.store.getMuted(user.id))
     if (categories.length === 0) return 0
     const now = Date.now()
     // The stores cap the count themselves; the min holds the documented cap for a custom store too.
@@ -551,10 +617,7 @@ export class NotificationManager implements NotificationService {
 
   /** Whether a revocation refuses this user's token issued at `issuedAt` (epoch ms; a token without iat is refused). */
   async isRevoked (userId: string, issuedAt: number | undefined): Promise<boolean> {
-    const cut = await this.store.revokedThrough(userId, Date.now())
-    if (cut === 0) return false
-    // The cut is in whole seconds, as iat is.
-    return issuedAt === undefined || Math.floor(issuedAt / 1000) <= cut
+    return revokedBy(await this.store.revokedThrough(userId, Date.now()), issuedAt)
   }
 
   async #connectionsOf (userId: string): Promise<number> {

@@ -7,7 +7,7 @@ import { BadRequestError, CloseCode, FrameErrorCode, InvalidTokenError, UnknownC
 import { events } from './events.js'
 import { expiryTimersOf, type Expiring } from './expiry-timers.js'
 import type { Logger } from './logger.js'
-import { REVOKED_REASON, type NotificationManager, type ResumeStatus } from './manager.js'
+import { REVOKED_REASON, type ConnectReads, type NotificationManager, type ResumeStatus } from './manager.js'
 import { effectiveSubscriptions } from './preferences.js'
 import {
   checkClientFrame, connectedFrame, errorFrame, parseClientFrame, preferencesFrame, replayedFrame, replyFrame,
@@ -97,10 +97,13 @@ const isShared = new WeakSet<ReadonlySet<string>>()
 const MAX_SHARED_SETS = 256
 
 function sharedSubscriptions (categories: Iterable<string>): ReadonlySet<string> {
-  const set = new Set(categories)
-  const key = [...set].join('\n')
+  // Keyed by the list as given (the lists come without duplicates): a connection whose set is
+  // known builds none.
+  const list = Array.isArray(categories) ? categories as readonly string[] : [...categories]
+  const key = list.join('\n')
   const known = sharedSets.get(key)
   if (known !== undefined) return known
+  const set = new Set(list)
   if (sharedSets.size >= MAX_SHARED_SETS) sharedSets.clear()
   sharedSets.set(key, set)
   isShared.add(set)
@@ -241,28 +244,29 @@ export class Session implements Connection, Expiring {
     if (events.connectionOpened.hasSubscribers) events.connectionOpened.publish({ origin: manager, sessionId: this.id, user: this.user })
     this.#armExpiry()
     try {
-      const initialMuted = [...this.#muted]
-      const [lastSeq, firstUnread, muted, revoked] = await Promise.all([
-        manager.store.lastSeq(), manager.unread(this.user, initialMuted), manager.store.getMuted(this.user.id),
-        // A revocation between the handshake's check and registration found no connection to close: close it here.
-        manager.isRevoked(this.user.id, this.#start?.issuedAt)
-      ])
+      // The muted categories and the revocation are read again once registered: a change stored
+      // before registration sent its control message too early for us.
+      const since = this.#start?.since
+      // A resume's first page of its own rows is read along (where the store can).
+      const replay = since === undefined ? undefined : { categories: [...this.subscriptions], after: since, limit: REPLAY_PAGE }
+      const state = await manager.connectState(this.user, this.#muted === NOTHING_MUTED ? [] : [...this.#muted], this.#start?.issuedAt, replay)
       if (this.#closed) return
-      if (revoked) {
+      if (state.revoked) {
+        // A revocation between the handshake's check and registration found no connection to close: close it here.
         this.close(CloseCode.revoked, REVOKED_REASON)
         return
       }
-      // Read again once registered: a change stored before registration sent its control message too early for us.
-      let unread = firstUnread
-      if (!sameMembers(muted, this.#muted)) {
-        this.applyMuted(muted)
-        unread = await manager.unread(this.user, muted)
+      const lastSeq = state.lastSeq
+      let unread = state.unread
+      if (!sameMembers(state.muted, this.#muted)) {
+        this.applyMuted(state.muted)
+        unread = await manager.unread(this.user, state.muted)
         if (this.#closed) return
       }
-      const { since, epoch, reqId } = this.#start ?? {}
+      const { epoch, reqId } = this.#start ?? {}
       // A resume reads where it stands and its first page before writing anything, so that
       // `connected`, the page and `replayed` are written in one synchronous run (one write).
-      const resume = since === undefined ? undefined : await this.#firstPage(since, epoch, lastSeq)
+      const resume = since === undefined ? undefined : await this.#firstPage(since, epoch, state)
       if (this.#closed) return
       this.#announced = true
       this.#write(connectedFrame({
@@ -285,7 +289,10 @@ export class Session implements Connection, Expiring {
         if (p.legacy) this.#write(p.frame)
         else this.deliver(p.seq, p.frame)
       }
-      this.#log.info({ ...this.#ids(), reqId, role: this.user.role, instance: manager.instance, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
+      // Every connect passes here: the line's object is built only when it is written.
+      if (this.#log.isLevelEnabled?.('info') !== false) {
+        this.#log.info({ ...this.#ids(), reqId, role: this.user.role, instance: manager.instance, subscriptions: this.subscriptions.size, since, legacy: this.legacy }, 'connection opened')
+      }
     } catch (err) {
       this.#log.error({ ...this.#ids(), err }, 'connection start failed')
       this.close(CloseCode.internal, 'internal error')
@@ -306,10 +313,11 @@ export class Session implements Connection, Expiring {
   }
 
   /** Whether the cursor can be replayed, and the first page of what follows it. */
-  async #firstPage (since: number, epoch: string | undefined, lastSeq: number): Promise<{ status: ResumeStatus, categories: string[], page: ReplayItem[] }> {
-    const status = await this.#manager.resumeStatus(since, epoch, lastSeq)
+  async #firstPage (since: number, epoch: string | undefined, state: ConnectReads): Promise<{ status: ResumeStatus, categories: string[], page: ReplayItem[] }> {
+    const status = await this.#manager.resumeStatus(since, epoch, state.lastSeq, state.prunedThrough)
     const categories = [...this.subscriptions]
-    const page = status.replay && categories.length > 0 ? await this.#manager.replayPage(this.user, categories, since, REPLAY_PAGE) : []
+    // The page read along is for the subscriptions at that time: replayPage checks it is the one asked for.
+    const page = status.replay && categories.length > 0 ? await this.#manager.replayPage(this.user, categories, since, REPLAY_PAGE, state.known) : []
     return { status, categories, page }
   }
 
@@ -672,7 +680,7 @@ export class Session implements Connection, Expiring {
 
   #reportClosed (code: number): void {
     const durationMs = Date.now() - this.openedAt
-    this.#log.info({
+    if (this.#log.isLevelEnabled?.('info') !== false) this.#log.info({
       ...this.#ids(),
       role: this.user.role,
       instance: this.#manager.instance,

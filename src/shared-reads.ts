@@ -25,6 +25,17 @@ interface SharedRow {
 
 interface PageEntry { rows: SharedRow[], until: number }
 
+/**
+ * What the caller has just read for this reader (a connecting session, along with its connect
+ * state): its read state, the store's write count then, and its own rows of the page `replay` names.
+ */
+export interface KnownReads {
+  reader: Awaited<ReturnType<SplitReads['reader']>>
+  writes?: number | undefined
+  audience?: ClientNotification[] | undefined
+  replay?: { categories: readonly string[], after: number, limit: number } | undefined
+}
+
 /** Entries, and rows in page entries, kept between two writes; past either the cache starts over (many distinct cursors: little is shared anyway). */
 const MAX_ENTRIES = 1000
 const MAX_ROWS = 5000
@@ -42,12 +53,13 @@ export class SharedReads {
   }
 
   /** Entitled rows after `after`, ascending, as frames; undefined when this reader needs the ordinary query. */
-  async page (user: User, categories: readonly string[], after: number, limit: number, now: number): Promise<ReplayItem[] | undefined> {
+  /** `known`: what the caller has just read for this reader (a connecting session has). */
+  async page (user: User, categories: readonly string[], after: number, limit: number, now: number, known?: KnownReads): Promise<ReplayItem[] | undefined> {
     const split = this.#split
-    const reader = await split.reader(user.id)
+    const reader = known?.reader ?? await split.reader(user.id)
     if (reader.marks) return undefined
     const key = `${categoryKey(categories)}|${after}|${limit}`
-    const writes = split.writes
+    const writes = known?.writes ?? split.writes
     let entry = this.#current(this.#pages, key, writes, now)
     if (entry === undefined) {
       const rows = (await split.broadcastPage(categories, after, limit, now)).map(shared)
@@ -57,7 +69,9 @@ export class SharedReads {
       entry = { rows, until }
       this.#keep(this.#pages, key, entry, writes)
     }
-    const own = await split.audiencePage(user, categories, after, limit, now, reader.upto)
+    const own = known?.audience !== undefined && sameRequest(known.replay, categories, after, limit)
+      ? known.audience
+      : await split.audiencePage(user, categories, after, limit, now, reader.upto)
     return merge(entry.rows, own, reader.upto, limit)
   }
 
@@ -87,8 +101,15 @@ export class SharedReads {
   }
 }
 
+/** Whether the page read along is this one (the same categories in the same order, cursor and size). */
+function sameRequest (replay: KnownReads['replay'], categories: readonly string[], after: number, limit: number): boolean {
+  return replay !== undefined && replay.after === after && replay.limit === limit &&
+    replay.categories.length === categories.length && replay.categories.every((c, i) => c === categories[i])
+}
+
+/** The categories as given, not sorted: connections with the same subscriptions share one set, in one order (src/session.ts). */
 function categoryKey (categories: readonly string[]): string {
-  return [...categories].sort().join(',')
+  return categories.join(',')
 }
 
 function shared (n: ClientNotification): SharedRow {

@@ -1,11 +1,15 @@
 // Per-user category preferences: REST and frame, applied at once to every open
 // connection of the user, at later connects, left out of unread counts; locked,
 // unknown and invisible categories refused with nothing changed.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import Fastify from 'fastify'
 import { configFromEnv } from '../server/config.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
+import { SqliteStore } from '../src/stores/sqlite-store.js'
 import { API_KEY, SECRET, build, connect, publish, type Client, type Harness } from './helper.js'
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -223,6 +227,31 @@ t.test('lockedCategories option: its own list, checked at registration; NOTIFY_L
   }, /lockedCategories names unknown category 'billing'/)
   t.strictSame(configFromEnv({ NOTIFY_LOCKED_CATEGORIES: 'security, health' }).lockedCategories, ['security', 'health'])
   t.equal(configFromEnv({}).lockedCategories, undefined, 'unset: the default applies')
+})
+
+t.test('RACE, SQLite (the handshake reads revocation and muted in one statement): a mute set through setPreferences between the handshake and registration is applied before connected', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'un-mute-race-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  /** Mutes maintenance for alice the real way (stored, and a control message that finds no socket yet) right after her handshake read. */
+  class MutingStore extends SqliteStore {
+    mute: (() => Promise<unknown>) | undefined
+    override async handshakeState (userId: string, now: number) {
+      const state = await super.handshakeState(userId, now)
+      if (userId === 'alice') await this.mute?.()
+      return state
+    }
+  }
+  const store = new MutingStore(join(dir, 'race.db'))
+  const h = await build(t, { store })
+  const alice = { id: 'alice', role: 'user' }
+  store.mute = () => h.app.notifications.setPreferences(alice, ['maintenance'])
+  await publish(h, { category: 'maintenance', title: 'm' })
+  await publish(h, { category: 'system', title: 's' })
+  const c = await connect(h.ws, { token: await h.token('alice') })
+  const connected = await c.nextOf('connected')
+  t.strictSame(connected.subscriptions, ['system', 'dashboard', 'user'])
+  t.equal(connected.unread, 1, 'the unread count follows the list read last')
+  c.close()
 })
 
 t.test('RACE: a mute stored between the handshake and registration is applied before connected', async t => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { User } from '../src/schemas.js'
-import { UNREAD_COUNT_CAP, type Draft, type HistoryQuery, type HistoryStore } from '../src/stores/history-store.js'
+import { UNREAD_COUNT_CAP, type Draft, type HistoryQuery, type HistoryStore, type ReplayRequest } from '../src/stores/history-store.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
 import { draft } from './store-contract.js'
@@ -135,12 +135,69 @@ t.test('SqliteStore answers as the memory store does on a mixed history longer t
       await same(`${user.id}: replay of the last 20`, q({ order: 'asc', after: 2580, limit: 100 }))
       await same(`${user.id}: replay from far back`, q({ order: 'asc', after: 100, limit: 100 }))
       await same(`${user.id}: replay between`, q({ order: 'asc', after: 2300, before: 2350, limit: 100 }))
+      t.same(await sqlite.connectState(user, categories, now), await separateReads(sqlite, user, categories, now), `${user.id}: connect state`)
+      for (const after of [100, 2300, 2580]) {
+        const replay = { categories: categories.slice(1), after, limit: 100 }
+        t.same(await sqlite.connectState(user, categories, now, replay), await separateReads(sqlite, user, categories, now, replay), `${user.id}: connect state with a replay after ${after}`)
+      }
     }
   }
   t.equal(await sqlite.unreadCount(root, ['system', 'dashboard', 'admin', 'health', 'user'], now), UNREAD_COUNT_CAP, 'broadcasts alone reach the cap')
   t.equal(await sqlite.unreadCount(dave, CATEGORIES, now), UNREAD_COUNT_CAP, 'broadcasts and the role reach the cap')
   const alices = await sqlite.unreadCount(alice, CATEGORIES, now)
   t.ok(alices > 100 && alices < UNREAD_COUNT_CAP, `alice's count (${alices}) is below the cap`)
+})
+
+/** What connectState() answers in one statement, read one method at a time. */
+async function separateReads (store: SqliteStore, user: User, categories: readonly string[], now: number, replay?: ReplayRequest) {
+  const reader = await store.split.reader(user.id)
+  return {
+    lastSeq: await store.lastSeq(),
+    prunedThrough: await store.prunedThrough(),
+    muted: await store.getMuted(user.id),
+    revokedThrough: await store.revokedThrough(user.id, now),
+    unread: await store.unreadCount(user, categories, now),
+    reader,
+    writes: store.split.writes,
+    // A reader with marks takes the ordinary query: no page is read along for it.
+    ...(replay !== undefined && !reader.marks
+      ? { audience: await store.split.audiencePage(user, replay.categories, replay.after, replay.limit, now, reader.upto) }
+      : {})
+  }
+}
+
+t.test('SqliteStore: connectState and handshakeState answer what the separate reads answer (muted, revoked, pruned, read marks)', async t => {
+  const store = await open(t, tempFile(), 5)
+  const now = Date.now()
+  const before = await store.connectState(alice, CATEGORIES, now)
+  t.same(before, { lastSeq: 0, prunedThrough: 0, muted: [], revokedThrough: 0, unread: 0, reader: { upto: 0, marks: false }, writes: store.split.writes }, 'an empty history')
+  const stored = await store.appendMany([
+    { draft: draft({ category: 'system' }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice'] } }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice', 'bob'] } }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice'], roles: ['user'] } }) },
+    { draft: draft({ category: 'dashboard', audience: { roles: ['user'] } }) },
+    { draft: draft({ category: 'system' }) },
+    { draft: draft({ category: 'user', audience: { users: ['alice'] } }) }
+  ])
+  await store.setMuted('alice', ['dashboard'])
+  await store.revokeTokens('alice', 1234, now + 60_000)
+  await store.markAllRead('bob', 3)
+  await store.markRead('bob', [stored[5]!.notification.id])
+  for (const user of [alice, bob, root]) {
+    for (const categories of [CATEGORIES, ['system'], []]) {
+      t.same(await store.connectState(user, categories, now), await separateReads(store, user, categories, now), `${user.id}, ${categories.join(',') || 'no categories'}`)
+      const replay = { categories: ['user', 'dashboard'], after: 3, limit: 2 }
+      t.same(await store.connectState(user, categories, now, replay), await separateReads(store, user, categories, now, replay), `${user.id}, ${categories.join(',') || 'no categories'}, with a replay`)
+    }
+    t.same(await store.handshakeState(user.id, now), { muted: await store.getMuted(user.id), revokedThrough: await store.revokedThrough(user.id, now) }, `${user.id}: handshake state`)
+  }
+  const state = await store.connectState(alice, CATEGORIES, now)
+  t.equal(state.prunedThrough, 2, 'retention (5 rows kept) pruned through seq 2')
+  t.same(state.muted, ['dashboard'])
+  t.equal(state.revokedThrough, 1234)
+  t.equal(state.unread, 5, "alice's rows 3 to 7")
+  t.same((await store.connectState(bob, CATEGORIES, now)).reader, { upto: 3, marks: true }, 'bob has a read mark above his read_upto')
 })
 
 t.test('SqliteStore: counts stay right for more category sets than the cache keeps', async t => {

@@ -86,6 +86,44 @@ export interface HistoryStore {
   close (): Promise<void>
   /** Present when the store can split its reads for a shared cache (SplitReads). */
   readonly split?: SplitReads
+  /**
+   * Optional: everything a connecting client's session reads, at once (one statement in SQLite
+   * instead of seven). The manager falls back to the separate reads without it.
+   */
+  connectState? (user: User, categories: readonly string[], now: number, replay?: ReplayRequest): Promise<ConnectState>
+  /** Optional: what a WebSocket handshake checks, at once (one statement in SQLite instead of two). */
+  handshakeState? (userId: string, now: number): Promise<HandshakeState>
+}
+
+/** getMuted(userId) and revokedThrough(userId, now). */
+export type HandshakeState = Pick<ConnectState, 'muted' | 'revokedThrough'>
+
+/** What a connecting session reads once registered: each field as the method of the same name would answer. */
+export interface ConnectState {
+  lastSeq: number
+  prunedThrough: number
+  /** getMuted(user.id) */
+  muted: string[]
+  /** revokedThrough(user.id, now) */
+  revokedThrough: number
+  /** unreadCount(user, categories, now) */
+  unread: number
+  /** The reader's read state (SplitReads.reader). */
+  reader: { upto: number, marks: boolean }
+  /** SplitReads.writes as this read found it. */
+  writes?: number
+  /**
+   * With `replay`, for a reader without marks: SplitReads.audiencePage(user, replay.categories,
+   * replay.after, replay.limit, now, reader.upto), the resume's first page less its shared rows.
+   */
+  audience?: ClientNotification[]
+}
+
+/** The first replay page a resuming session will ask for, read along with its connect state. */
+export interface ReplayRequest {
+  categories: readonly string[]
+  after: number
+  limit: number
 }
 
 /** Whether the audience admits this user, for the stores that filter in JS (live delivery uses the registry's indexes). */

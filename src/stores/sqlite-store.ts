@@ -8,7 +8,7 @@ import Database from 'better-sqlite3'
 import { MicroBatch } from '../micro-batch.js'
 import { stamp, storedBody } from '../notification-json.js'
 import type { ClientNotification, StoredNotification, User } from '../schemas.js'
-import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
+import { DEFAULT_RETENTION, UNREAD_COUNT_CAP, type AppendResult, type ConnectState, type HandshakeState, type ReplayRequest, type Draft, type HistoryQuery, type HistoryStore, type Retention, type SplitReads } from './history-store.js'
 
 // Schema 2: entitlement by index instead of json_each on every row.
 // A notification with an audience has one row here per named user (kind 0) and
@@ -207,7 +207,7 @@ const INSERT_ROW = `(id, category, created_ms, expires_ms, collapse_key, aud_use
   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 interface Row { seq: number, body: string, is_read: number }
-interface SplitStatements { reader: Database.Statement }
+interface SplitStatements { reader: Database.Statement, audience: Database.Statement }
 type AppendItem = { draft: Draft, idempotencyKey?: string }
 interface AppendJob { items: readonly AppendItem[], resolve: (r: AppendResult[]) => void, reject: (e: unknown) => void }
 
@@ -521,38 +521,48 @@ export class SqliteStore implements HistoryStore {
     const params = this.#params(user, categories, now)
     const bound = { ...params, after: params.upto, before: Number.MAX_SAFE_INTEGER, unreadOnly: this.#checkMarks(user.id), cap: UNREAD_COUNT_CAP }
     if (bound.unreadOnly === 0) {
-      // Unread is everything above read_upto: count the shared arms from the cache, walk only the user's own.
-      const broadcasts = countAbove(this.#sharedArm('broadcast', params, true)!.seqs, params.upto)
-      if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
-      const role = this.#sharedArm('role', params, true)!.seqs
-      const roles = countAbove(role, params.upto)
-      // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
-      if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
-      const own = this.#stmts.userArm.all(bound) as number[]
-      // A row naming both the user and its role is in both lists: count it once. A row of the user
-      // alone (aud_user) names no role: never in the role list.
-      const both = own.filter(seq => role[countAbove(role, seq)] === seq).length
-      const alone = this.#stmts.userRowCount.get(bound) as number
-      return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + alone + own.length - both)
+      return this.#unreadWithoutMarks(params, () => this.#stmts.userArm.all(bound) as number[], () => this.#stmts.userRowCount.get(bound) as number)
     }
     let count = 0
     for (const stmt of this.#stmts.unread) count += stmt.get(bound) as number
     return Math.min(count, UNREAD_COUNT_CAP)
   }
 
+  /**
+   * Unread is everything above read_upto for a reader without marks: the shared arms counted from
+   * the cache, only the user's own walked (`own`: its audience-table arm, `alone`: its in-row arm).
+   */
+  #unreadWithoutMarks (params: { role: string, categories: string, now: number, upto: number }, own: () => number[], alone: () => number, noted = false): number {
+    if (!noted) this.#noteOtherWriters()
+    const broadcasts = countAbove(this.#sharedArm('broadcast', params, true, true)!.seqs, params.upto)
+    if (broadcasts >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
+    const role = this.#sharedArm('role', params, true, true)!.seqs
+    const roles = countAbove(role, params.upto)
+    // Below the cap, each list holds every seq above read_upto (a full list reaches the cap).
+    if (broadcasts + roles >= UNREAD_COUNT_CAP) return UNREAD_COUNT_CAP
+    const seqs = own()
+    // A row naming both the user and its role is in both lists: count it once. A row of the user
+    // alone (aud_user) names no role: never in the role list.
+    const both = seqs.filter(seq => role[countAbove(role, seq)] === seq).length
+    return Math.min(UNREAD_COUNT_CAP, broadcasts + roles + alone() + seqs.length - both)
+  }
+
   /** Another connection (a second process on this file) may have written: its commits change data_version. */
-  #noteOtherWriters (): void {
-    const version = this.#stmts.dataVersion.get() as number
+  #noteOtherWriters (read?: number): void {
+    const version = read ?? this.#stmts.dataVersion.get() as number
     if (version === this.#dataVersion) return
     this.#dataVersion = version
     this.#shared.clear()
     this.#writes++
   }
 
-  /** The broadcast arm, or the arm of the user's role, from the cache; when it is absent or stale, read again if `fill`. */
-  #sharedArm (kind: 'broadcast' | 'role', params: { role: string, categories: string, now: number }, fill: boolean): SharedArm | undefined {
+  /**
+   * The broadcast arm, or the arm of the user's role, from the cache; when it is absent or stale, read again if `fill`.
+   * `noted`: the caller has just checked for other writers (in the same synchronous run).
+   */
+  #sharedArm (kind: 'broadcast' | 'role', params: { role: string, categories: string, now: number }, fill: boolean, noted = false): SharedArm | undefined {
     const s = this.#stmts
-    this.#noteOtherWriters()
+    if (!noted) this.#noteOtherWriters()
     const { role, categories, now } = params
     const key = kind === 'broadcast' ? `b ${categories}` : `r ${role} ${categories}`
     const cached = this.#shared.get(key)
@@ -654,15 +664,98 @@ export class SqliteStore implements HistoryStore {
   #splitStmts: SplitStatements | undefined
 
   get #split (): SplitStatements {
+    const page = (arm: string) => `(SELECT json_group_array(seq) FROM (${arm} ORDER BY 1 ASC LIMIT +@limit))`
     this.#splitStmts ??= {
       // Both of a reader's read state in one statement.
       reader: this.#database.prepare(`SELECT (SELECT seq FROM read_upto WHERE user_id = @userId) AS upto,
-        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`)
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks`),
+      audience: this.#database.prepare(`SELECT ${page(ARMS.userRow)}, ${page(ARMS.user)}, ${page(ARMS.role)}`).raw()
     }
     return this.#splitStmts
   }
 
   readonly split: SplitReads = this.#makeSplit()
+
+  // ---- a connecting client's reads (HistoryStore.handshakeState, connectState), one statement each ----
+  // Each statement outside a transaction is a read transaction of its own: in WAL mode two fcntl
+  // calls on the -shm file besides its work, so the reads a connect needs are made one statement.
+
+  /** Prepared on first use, like the split reads. */
+  #connectStmt: Database.Statement | undefined
+  #connectReplayStmt: Database.Statement | undefined
+  #handshakeStmt: Database.Statement | undefined
+
+  /** The revocation cut and the muted categories in one statement. */
+  async handshakeState (userId: string, now: number): Promise<HandshakeState> {
+    this.#handshakeStmt ??= this.#database.prepare(`SELECT
+      (SELECT categories FROM muted_categories WHERE user_id = @userId) AS muted,
+      (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut`)
+    const row = this.#handshakeStmt.get({ userId, now }) as { muted: string | null, cut: number | null }
+    return { muted: row.muted === null ? [] : JSON.parse(row.muted) as string[], revokedThrough: row.cut ?? 0 }
+  }
+
+  /**
+   * lastSeq, prunedThrough, the muted categories, the revocation cut, the read state, the user's
+   * own unread arms (walked above its read_upto), data_version and, for a resume, its first page's
+   * own arms: the reads of up to eleven statements, each scalar subquery planned as on its own.
+   */
+  #connectStatement (replay: boolean): Database.Statement {
+    const above = (arm: string) => arm.replace(/([an])\.seq > @after/, '$1.seq > r.upto')
+    // The replay's page in its own categories after its own cursor (the arms of audiencePage).
+    const page = (arm: string) => `(SELECT json_group_array(seq) FROM (${arm.replaceAll('@categories', '@pageCategories')} ORDER BY 1 ASC LIMIT +@limit))`
+    return this.#database.prepare(`WITH r AS (SELECT coalesce((SELECT seq FROM read_upto WHERE user_id = @userId), 0) AS upto)
+      SELECT (SELECT data_version FROM pragma_data_version()) AS version,
+        ${replay ? `${page(ARMS.userRow)} AS pageRow, ${page(ARMS.user)} AS pageUser, ${page(ARMS.role)} AS pageRole,` : ''}
+        (SELECT seq FROM sqlite_sequence WHERE name = 'notifications') AS lastSeq,
+        (SELECT value FROM meta WHERE key = 'pruned_through') AS pruned,
+        r.upto AS upto,
+        EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks,
+        (SELECT categories FROM muted_categories WHERE user_id = @userId) AS muted,
+        (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut,
+        (SELECT COUNT(*) FROM (${above(ARMS.userRow)} LIMIT +@cap)) AS alone,
+        (SELECT json_group_array(seq) FROM (${above(ARMS.user)} LIMIT +@cap)) AS own
+      FROM r`)
+  }
+
+  async connectState (user: User, categories: readonly string[], now: number, replay?: ReplayRequest): Promise<ConnectState> {
+    type Row = {
+      version: number, lastSeq: number | null, pruned: string | null, upto: number, marks: number, muted: string | null, cut: number | null,
+      alone: number, own: string, pageRow?: string, pageUser?: string, pageRole?: string
+    }
+    const stmt = replay === undefined
+      ? this.#connectStmt ??= this.#connectStatement(false)
+      : this.#connectReplayStmt ??= this.#connectStatement(true)
+    const json = JSON.stringify(categories)
+    const row = stmt.get({
+      userId: user.id, role: user.role, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP,
+      ...(replay === undefined ? {} : { pageCategories: JSON.stringify(replay.categories), after: replay.after, limit: replay.limit })
+    }) as Row
+    // The statement read data_version too: this is the check for other writers.
+    this.#noteOtherWriters(row.version)
+    const reader = { upto: row.upto, marks: row.marks === 1 }
+    let unread = 0
+    if (categories.length > 0) {
+      unread = reader.marks
+        // Rows above read_upto may be read: the ordinary count checks each against the marks.
+        ? await this.unreadCount(user, categories, now)
+        : this.#unreadWithoutMarks({ role: user.role, categories: json, now, upto: reader.upto }, () => JSON.parse(row.own) as number[], () => row.alone, true)
+    }
+    const state: ConnectState = {
+      lastSeq: row.lastSeq ?? 0,
+      prunedThrough: row.pruned === null ? 0 : Number(row.pruned),
+      muted: row.muted === null ? [] : JSON.parse(row.muted) as string[],
+      revokedThrough: row.cut ?? 0,
+      unread,
+      reader,
+      writes: this.#writes
+    }
+    // The page is a reader's without marks (SplitReads.audiencePage); one with marks takes the ordinary query.
+    if (replay !== undefined && !reader.marks) {
+      const seqs = [row.pageRow!, row.pageUser!, row.pageRole!].flatMap(list => JSON.parse(list) as number[])
+      state.audience = this.#rowsOf(seqs, user, replay.limit, reader.upto)
+    }
+    return state
+  }
 
   #makeSplit (): SplitReads {
     const store = this
@@ -679,8 +772,12 @@ export class SqliteStore implements HistoryStore {
       // The broadcast arm reads neither the user nor its role; upto -1: every row unread.
       broadcastPage: async (categories, after, limit, now) =>
         this.#armRows([this.#stmts.pageAsc[0]!], everyone, categories, after, limit, now, -1),
-      audiencePage: async (user, categories, after, limit, now, upto) =>
-        this.#armRows(this.#stmts.pageAsc.slice(1), user, categories, after, limit, now, upto)
+      audiencePage: async (user, categories, after, limit, now, upto) => {
+        // The reader's three arms in one statement (each a scalar subquery, planned as on its own).
+        const bound = this.#armParams(user, categories, after, now, { limit })
+        const arms = this.#split.audience.get(bound) as string[]
+        return this.#rowsOf(arms.flatMap(json => JSON.parse(json) as number[]), user, limit, upto)
+      }
     }
   }
 
@@ -694,7 +791,11 @@ export class SqliteStore implements HistoryStore {
 
   #armRows (arms: Database.Statement[], user: User, categories: readonly string[], after: number, limit: number, now: number, upto: number): ClientNotification[] {
     const bound = this.#armParams(user, categories, after, now, { limit })
-    const seqs = arms.flatMap(stmt => stmt.all(bound) as number[])
+    return this.#rowsOf(arms.flatMap(stmt => stmt.all(bound) as number[]), user, limit, upto)
+  }
+
+  /** The first `limit` of the arms' `seqs` (disjoint, each ascending) as notifications, ascending. */
+  #rowsOf (seqs: number[], user: User, limit: number, upto: number): ClientNotification[] {
     if (seqs.length === 0) return []
     seqs.sort((a, b) => a - b)
     const rows = this.#stmts.rowsWithoutMarks.all({ userId: user.id, upto, seqs: JSON.stringify(seqs.slice(0, limit)) }) as Row[]
