@@ -145,6 +145,8 @@ export async function socketIoRoute (app: FastifyInstance, opts: SocketIoRouteOp
       socket: transport,
       user: a.token.user,
       ...(a.token.expiresAt !== undefined ? { expiresAt: a.token.expiresAt } : {}),
+      // The check after registration compares it with a revocation cut; without it any cut in force refuses.
+      ...(a.token.issuedAt !== undefined ? { issuedAt: a.token.issuedAt } : {}),
       subscriptions: a.subscriptions,
       ...(a.since !== undefined ? { since: a.since } : {}),
       ...(a.epoch !== undefined ? { epoch: a.epoch } : {}),

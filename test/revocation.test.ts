@@ -15,7 +15,7 @@ import { createTokenVerifier, signToken } from '../src/tokens.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
 import { SqliteStore } from '../src/stores/sqlite-store.js'
 import { API_KEY, SECRET, build, connect, refusedUpgrade, within, type Client, type Harness } from './helper.js'
-import { buildSio, refused } from './socketio-helper.js'
+import { buildSio, refused, sio } from './socketio-helper.js'
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
 const nowS = () => Math.floor(Date.now() / 1000)
@@ -257,4 +257,14 @@ t.test('REGRESSION: a revoked token is refused by every door: REST, the /ws hand
   t.equal((await h.app.inject({ method: 'GET', url: '/api/notifications', headers: { authorization: `Bearer ${old}` } })).statusCode, 401, 'REST')
   t.equal((await refusedUpgrade(h.ws, { token: old })).statusCode, 401, '/ws handshake')
   t.equal((await refused(h, { auth: { token: old } })).message, 'unauthorized', 'Socket.IO handshake')
+})
+
+t.test('REGRESSION: after revokeTokens, a newer token connects through Socket.IO and stays open (its iat reaches the session)', async t => {
+  const h = await buildSio(t)
+  t.equal((await disconnect(h, 'alice', { revokeTokens: true })).statusCode, 200)
+  const c = await sio(h, { auth: { token: tokenAt('alice', 'user', nowS() + 1) }, transports: ['websocket'] })
+  t.teardown(() => c.close())
+  t.equal((await c.next('connected')).user.id, 'alice', 'connected, not closed 4003 by the check after registration')
+  const sent = await h.app.inject({ method: 'POST', url: '/api/notifications', headers: auth(API_KEY), payload: { category: 'system', title: 'still here', audience: { users: ['alice'] } } })
+  t.equal((await c.next('notification')).notification.id, sent.json().id, 'and it gets what is published to it')
 })
