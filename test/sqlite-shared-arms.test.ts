@@ -216,3 +216,25 @@ t.test('SqliteStore: counts stay right for more category sets than the cache kee
   t.equal(wrong, 0)
   t.equal(await store.unreadCount(alice, all, Date.now()), 8)
 })
+
+t.test("SqliteStore: a connect whose read position is below the shared arms' cap skips its own rows, and reads them when another connection's write made the cache stale", async t => {
+  const file = tempFile()
+  const store = await open(t, file)
+  const broadcasts = UNREAD_COUNT_CAP + 10
+  const items: Array<{ draft: Draft }> = []
+  for (let i = 0; i < broadcasts; i++) items.push({ draft: draft({ category: 'system' }) })
+  for (const id of ['alice', 'dave']) for (let i = 0; i < 20; i++) items.push({ draft: draft({ category: 'user', audience: { users: [id] } }) })
+  await store.appendMany(items)
+  const now = Date.now()
+  const dave: User = { id: 'dave', role: 'user' }
+  t.equal((await store.connectState(alice, CATEGORIES, now)).unread, UNREAD_COUNT_CAP, 'the first connect fills the cache')
+  t.equal((await store.connectState(alice, CATEGORIES, now)).unread, UNREAD_COUNT_CAP, 'the next one answers from the floor')
+  await store.markAllRead('dave', broadcasts)
+  t.equal((await store.connectState(dave, CATEGORIES, now)).unread, 20, 'above the floor: its own rows are walked')
+  // Another connection appends and its retention keeps 30 rows: the cache alice's floor comes from is stale.
+  const other = await open(t, file, 30)
+  await other.appendMany([{ draft: draft({ category: 'system' }) }])
+  const state = await store.connectState(alice, CATEGORIES, now)
+  t.equal(state.unread, 10, "alice's 9 kept rows and the new broadcast, read after all")
+  t.equal(state.unread, await store.unreadCount(alice, CATEGORIES, now), 'as the unread count answers')
+})

@@ -712,33 +712,42 @@ export class SqliteStore implements HistoryStore {
         EXISTS (SELECT 1 FROM read_marks WHERE user_id = @userId) AS marks,
         (SELECT categories FROM muted_categories WHERE user_id = @userId) AS muted,
         (SELECT cut FROM token_revocations WHERE user_id = @userId AND until_ms > @now) AS cut,
-        (SELECT COUNT(*) FROM (${above(ARMS.userRow)} LIMIT +@cap)) AS alone,
-        (SELECT json_group_array(seq) FROM (${above(ARMS.user)} LIMIT +@cap)) AS own
+        r.upto < @floor AS skipped,
+        CASE WHEN r.upto < @floor THEN 0 ELSE (SELECT COUNT(*) FROM (${above(ARMS.userRow)} LIMIT +@cap)) END AS alone,
+        CASE WHEN r.upto < @floor THEN '[]' ELSE (SELECT json_group_array(seq) FROM (${above(ARMS.user)} LIMIT +@cap)) END AS own
       FROM r`)
   }
 
   async connectState (user: User, categories: readonly string[], now: number, replay?: ReplayRequest): Promise<ConnectState> {
     type Row = {
       version: number, lastSeq: number | null, pruned: string | null, upto: number, marks: number, muted: string | null, cut: number | null,
-      alone: number, own: string, pageRow?: string, pageUser?: string, pageRole?: string
+      skipped: number, alone: number, own: string, pageRow?: string, pageUser?: string, pageRole?: string
     }
     const stmt = replay === undefined
       ? this.#connectStmt ??= this.#connectStatement(false)
       : this.#connectReplayStmt ??= this.#connectStatement(true)
     const json = JSON.stringify(categories)
+    const shared = { role: user.role, categories: json, now }
     const row = stmt.get({
       userId: user.id, role: user.role, categories: json, now, unreadOnly: 0, upto: 0, before: Number.MAX_SAFE_INTEGER, cap: UNREAD_COUNT_CAP,
+      floor: this.#capFloor(shared),
       ...(replay === undefined ? {} : { pageCategories: JSON.stringify(replay.categories), after: replay.after, limit: replay.limit })
     }) as Row
     // The statement read data_version too: this is the check for other writers.
     this.#noteOtherWriters(row.version)
+    // Own rows not walked (the cached shared arms reach the cap above the read position) are read
+    // only if the cache the floor came from went stale with another process's write.
+    const walked = row.skipped === 0
+    const bound = { userId: user.id, role: user.role, categories: json, now, upto: row.upto, after: row.upto, before: Number.MAX_SAFE_INTEGER, unreadOnly: 0, cap: UNREAD_COUNT_CAP }
     const reader = { upto: row.upto, marks: row.marks === 1 }
     let unread = 0
     if (categories.length > 0) {
       unread = reader.marks
         // Rows above read_upto may be read: the ordinary count checks each against the marks.
         ? await this.unreadCount(user, categories, now)
-        : this.#unreadWithoutMarks({ role: user.role, categories: json, now, upto: reader.upto }, () => JSON.parse(row.own) as number[], () => row.alone, true)
+        : this.#unreadWithoutMarks({ ...shared, upto: reader.upto },
+          () => walked ? JSON.parse(row.own) as number[] : this.#stmts.userArm.all(bound) as number[],
+          () => walked ? row.alone : this.#stmts.userRowCount.get(bound) as number, true)
     }
     const state: ConnectState = {
       lastSeq: row.lastSeq ?? 0,
@@ -755,6 +764,30 @@ export class SqliteStore implements HistoryStore {
       state.audience = this.#rowsOf(seqs, user, replay.limit, reader.upto)
     }
     return state
+  }
+
+  /**
+   * The seq below which a read position has UNREAD_COUNT_CAP unread on the shared arms alone (the
+   * cap-th newest of the cached broadcast and role arms together), so that a connect need not walk
+   * the reader's own rows (up to 1,000 index entries for a user with many of its own); -1 when the
+   * arms are not cached or hold fewer. From the cache only: the caller's statement checks for
+   * other writers.
+   */
+  #capFloor (params: { role: string, categories: string, now: number }): number {
+    const broadcast = this.#sharedArm('broadcast', params, false, true)?.seqs
+    if (broadcast === undefined) return -1
+    // The unread count stops at the broadcasts when they reach the cap: the role arm may not be cached then.
+    if (broadcast.length >= UNREAD_COUNT_CAP) return broadcast[UNREAD_COUNT_CAP - 1]!
+    const role = this.#sharedArm('role', params, false, true)?.seqs
+    if (role === undefined || broadcast.length + role.length < UNREAD_COUNT_CAP) return -1
+    // Both descending and disjoint: merge down to the cap-th.
+    let b = 0
+    let r = 0
+    for (let k = 1; k < UNREAD_COUNT_CAP; k++) {
+      if (r >= role.length || (b < broadcast.length && broadcast[b]! > role[r]!)) b++
+      else r++
+    }
+    return Math.max(broadcast[b] ?? -1, role[r] ?? -1)
   }
 
   #makeSplit (): SplitReads {
