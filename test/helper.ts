@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildServer, type ServerConfig } from '../server/index.js'
 import { signToken } from '../src/tokens.js'
 import { createStore, type HistoryStore } from '../src/stores/index.js'
+import { SqliteStore } from '../src/stores/sqlite-store.js'
 
 export const SECRET = 'test-secret-0123456789abcdef'
 export const API_KEY = 'test-api-key-0123456789'
@@ -238,4 +239,23 @@ export function countWrites (socket: unknown): { writes: number } {
   raw._write = (...a: unknown[]) => { counter.writes++; return write(...a) }
   raw._writev = (...a: unknown[]) => { counter.writes++; return writev(...a) }
   return counter
+}
+
+/**
+ * A SQLite store that runs `after` (once set) right after the /ws handshake has
+ * read `userId`'s revocation and muted categories: a change made there races
+ * the registration, as a real one stored between the two would.
+ */
+export class HandshakeRaceStore extends SqliteStore {
+  after: (() => Promise<unknown>) | undefined
+
+  constructor (path: string, readonly userId: string) {
+    super(path)
+  }
+
+  override async handshakeState (userId: string, now: number): ReturnType<SqliteStore['handshakeState']> {
+    const state = await super.handshakeState(userId, now)
+    if (userId === this.userId) await this.after?.()
+    return state
+  }
 }

@@ -9,8 +9,7 @@ import Fastify from 'fastify'
 import { configFromEnv } from '../server/config.js'
 import { unifiedNotifications } from '../plugins/notifications.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
-import { SqliteStore } from '../src/stores/sqlite-store.js'
-import { API_KEY, SECRET, build, connect, publish, type Client, type Harness } from './helper.js'
+import { API_KEY, HandshakeRaceStore, SECRET, build, connect, publish, type Client, type Harness } from './helper.js'
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
 
@@ -232,19 +231,11 @@ t.test('lockedCategories option: its own list, checked at registration; NOTIFY_L
 t.test('RACE, SQLite (the handshake reads revocation and muted in one statement): a mute set through setPreferences between the handshake and registration is applied before connected', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'un-mute-race-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  /** Mutes maintenance for alice the real way (stored, and a control message that finds no socket yet) right after her handshake read. */
-  class MutingStore extends SqliteStore {
-    mute: (() => Promise<unknown>) | undefined
-    override async handshakeState (userId: string, now: number) {
-      const state = await super.handshakeState(userId, now)
-      if (userId === 'alice') await this.mute?.()
-      return state
-    }
-  }
-  const store = new MutingStore(join(dir, 'race.db'))
+  // The change is made the real way (stored, and a control message that finds no socket yet) right after alice's handshake read.
+  const store = new HandshakeRaceStore(join(dir, 'race.db'), 'alice')
   const h = await build(t, { store })
   const alice = { id: 'alice', role: 'user' }
-  store.mute = () => h.app.notifications.setPreferences(alice, ['maintenance'])
+  store.after = () => h.app.notifications.setPreferences(alice, ['maintenance'])
   await publish(h, { category: 'maintenance', title: 'm' })
   await publish(h, { category: 'system', title: 's' })
   const c = await connect(h.ws, { token: await h.token('alice') })

@@ -13,8 +13,7 @@ import { CloseCode } from '../src/errors.js'
 import { NotificationManager } from '../src/manager.js'
 import { createTokenVerifier, signToken } from '../src/tokens.js'
 import { MemoryStore } from '../src/stores/memory-store.js'
-import { SqliteStore } from '../src/stores/sqlite-store.js'
-import { API_KEY, SECRET, build, connect, refusedUpgrade, within, type Client, type Harness } from './helper.js'
+import { API_KEY, HandshakeRaceStore, SECRET, build, connect, refusedUpgrade, within, type Client, type Harness } from './helper.js'
 import { buildSio, refused, sio } from './socketio-helper.js'
 
 const auth = (token: string) => ({ authorization: `Bearer ${token}` })
@@ -231,18 +230,10 @@ t.test('RACE: a revocation stored between the handshake check and registration s
 t.test('RACE, SQLite (the handshake reads revocation and muted in one statement): a revocation through disconnectUser between the handshake and registration closes the new socket with 4003', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'un-revoke-race-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  /** Revokes alice's tokens the real way (stored, and a control message that finds no socket yet) right after her handshake read. */
-  class RevokingStore extends SqliteStore {
-    revoke: (() => Promise<unknown>) | undefined
-    override async handshakeState (userId: string, now: number) {
-      const state = await super.handshakeState(userId, now)
-      if (userId === 'alice') await this.revoke?.()
-      return state
-    }
-  }
-  const store = new RevokingStore(join(dir, 'race.db'))
+  // The change is made the real way (stored, and a control message that finds no socket yet) right after alice's handshake read.
+  const store = new HandshakeRaceStore(join(dir, 'race.db'), 'alice')
   const h = await build(t, { store })
-  store.revoke = () => h.app.notifications.disconnectUser('alice', { revokeTokens: true })
+  store.after = () => h.app.notifications.disconnectUser('alice', { revokeTokens: true })
   const c = await connect(h.ws, { token: tokenAt('alice', 'user', nowS() - 5) })
   t.strictSame(await closedWith(c), { code: 4003, reason: 'access revoked: get a new token' })
   t.notOk(c.pending().some(f => f.type === 'connected'), 'closed before connected')
