@@ -3,6 +3,8 @@
 /** What is reported per (server, N); `path` reads a run record. */
 export const METRICS = [
   { id: 'connectPerSec', label: 'connections opened /s', path: r => r.connect?.perSec, better: 'higher' },
+  { id: 'connectCpuUs', label: 'connect: server CPU µs per connection', path: r => r.connect?.cpuUsPerConn, better: 'lower' },
+  { id: 'connectClientCpuPct', label: 'connect: load-client CPU %', path: r => r.connect?.clientCpuPct, better: 'info' },
   { id: 'rssPerConnKB', label: 'idle RSS per connection (KB, after GC)', path: r => r.idle?.rssPerConnKB, better: 'lower' },
   { id: 'heapPerConnKB', label: 'idle heap per connection (KB, after GC)', path: r => r.idle?.heapPerConnKB, better: 'lower' },
   { id: 'burstPerSec', label: 'burst: delivered notifications /s', path: r => r.burst?.correct ? r.burst.perSec : undefined, better: 'higher' },
