@@ -338,6 +338,7 @@ async function session (name, n, rep) {
     // Server CPU per connection as well as the rate: the rate also waits on the load client, which shares a core with the harness.
     const cpu0 = cpuMs(pid)
     const clientCpu0 = cpuMs(client.pid)
+    const t0 = now()
     const c = await client.call('connect', { kind: target.client, port, n, secret: JWT_SECRET, concurrency: config.connectConcurrency, deadlineMs: Math.max(120_000, n * 10) })
     rec.connect = {
       connected: c.connected,
@@ -345,7 +346,8 @@ async function session (name, n, rep) {
       ms: c.ms,
       perSec: Math.round(n / (c.ms / 1000)),
       cpuUsPerConn: Math.round((cpuMs(pid) - cpu0) * 1000 / Math.max(1, c.connected) * 10) / 10,
-      clientCpuPct: Math.round((cpuMs(client.pid) - clientCpu0) / Math.max(1, c.ms) * 100)
+      // Over the whole call, as its CPU is: the client's own `ms` starts at its first connection.
+      clientCpuPct: Math.round((cpuMs(client.pid) - clientCpu0) / Math.max(1, now() - t0) * 100)
     }
     step(`connect ${c.ms}ms`)
     if (c.connected !== n) throw new Error(`only ${c.connected}/${n} connected: ${JSON.stringify(c.failures)}`)
