@@ -334,11 +334,11 @@ async function session (name, n, rep) {
   const started = now()
   try {
     const base = await child.memAfterGc()
-    // 120 s, 10 ms a connection past 12,000: Socket.IO took 87 s to open 15,000 on a busy box.
     // Server CPU per connection as well as the rate: the rate also waits on the load client, which shares a core with the harness.
     const cpu0 = cpuMs(pid)
     const clientCpu0 = cpuMs(client.pid)
     const t0 = now()
+    // 120 s, 10 ms a connection past 12,000: Socket.IO took 87 s to open 15,000 on a busy box.
     const c = await client.call('connect', { kind: target.client, port, n, secret: JWT_SECRET, concurrency: config.connectConcurrency, deadlineMs: Math.max(120_000, n * 10) })
     rec.connect = {
       connected: c.connected,
